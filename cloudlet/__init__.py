@@ -1,0 +1,1 @@
+"""Cloudlet: a self-hosted FastAPI Cloud."""

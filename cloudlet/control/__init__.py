@@ -1,0 +1,1 @@
+"""The deploy controller: build queue, rollout, restore after restart."""

@@ -1,0 +1,157 @@
+"""A real `cloudlet up` in a temporary data dir, driven by the real `fastapi` CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+APPS = Path(__file__).resolve().parent.parent / "apps"
+BIN = Path(sys.executable).parent
+ADMIN_EMAIL = "e2e@example.com"
+ADMIN_TOKEN = "clt_e2e_admin_token_0123456789abcdef"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Cloudlet:
+    data_dir: Path
+    api_port: int
+    router_port: int
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+    config_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="fcc-")))
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def start(self, extra_env: dict[str, str] | None = None) -> None:
+        env = {
+            **os.environ,
+            "CLOUDLET_DATA_DIR": str(self.data_dir),
+            "CLOUDLET_API_PORT": str(self.api_port),
+            "CLOUDLET_ROUTER_PORT": str(self.router_port),
+            "CLOUDLET_ADMIN_EMAIL": ADMIN_EMAIL,
+            "CLOUDLET_ADMIN_TOKEN": ADMIN_TOKEN,
+            "CLOUDLET_DRAIN_S": "5",
+            # Builds share one uv cache across test runs, as they would across deploys.
+            "CLOUDLET_UV_CACHE": str(Path.home() / ".cache" / "cloudlet-tests" / "uv"),
+            **(extra_env or {}),
+        }
+        self.log_path = self.data_dir.parent / "cloudlet.log"
+        log = open(self.log_path, "ab")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [str(BIN / "cloudlet"), "up"], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.output()
+            try:
+                r = httpx.get(f"{self.api}/api/v1/users/me", headers=self.admin, timeout=2)
+                if r.status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        else:
+            raise AssertionError("cloudlet up did not answer:\n" + self.output())
+        (self.config_dir / "cli.json").write_text(
+            json.dumps({"base_api_url": f"{self.api}/api/v1", "dashboard_base_url": self.api})
+        )
+
+    def stop(self, sig: int = signal.SIGINT) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")[-6000:] if self.log_path else ""
+
+    @property
+    def admin(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+    def cli_env(self, **extra: str) -> dict[str, str]:
+        # The CLI's own environment only: no update check, its outbound HTTPS to a dead proxy.
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("FASTAPI_CLOUD", "CLOUDLET_"))
+        }
+        env.update(
+            FASTAPI_CLOUD_CLI_CONFIG_DIR=str(self.config_dir),
+            FASTAPI_CLOUD_DISABLE_VERSION_CHECK="1",
+            HTTPS_PROXY="http://127.0.0.1:9",
+            HTTP_PROXY="http://127.0.0.1:9",
+            NO_PROXY="127.0.0.1,localhost,.localhost",
+            COLUMNS="200",
+            TERM="dumb",
+            NO_COLOR="1",
+        )
+        env.update(extra)
+        return env
+
+    def fastapi(
+        self, *args: str, cwd: Path | None = None, timeout: float = 600, **env: str
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(BIN / "fastapi"), *args],
+            cwd=cwd,
+            env=self.cli_env(**env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def app_get(self, slug: str, path: str = "/", **kw: Any) -> httpx.Response:
+        return httpx.get(
+            f"http://127.0.0.1:{self.router_port}{path}",
+            headers={"Host": f"{slug}.localhost:{self.router_port}"},
+            timeout=30,
+            **kw,
+        )
+
+    def team_id(self) -> str:
+        r = httpx.get(f"{self.api}/api/v1/teams/", headers=self.admin)
+        return str(r.json()["data"][0]["id"])
+
+
+@pytest.fixture(scope="session")
+def cloudlet() -> Iterator[Cloudlet]:
+    root = Path(tempfile.mkdtemp(prefix="cle2e-", dir="/tmp"))
+    instance = Cloudlet(root / "data", free_port(), free_port())
+    instance.start()
+    try:
+        yield instance
+    finally:
+        instance.stop()
+        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(instance.config_dir, ignore_errors=True)
+
+
+def copy_app(name: str, tmp_path: Path) -> Path:
+    target = tmp_path / name
+    shutil.copytree(APPS / name, target)
+    return target
