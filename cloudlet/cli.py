@@ -84,6 +84,9 @@ def up(
         format="%(message)s",
         handlers=[RichHandler(console=console, show_path=False, rich_tracebacks=True)],
     )
+    # Migrations and readiness probes are routine; their INFO lines would bury what matters.
+    for noisy in ("alembic", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(settings, demo))
 
@@ -124,7 +127,7 @@ async def _serve(settings: Settings, demo: bool) -> None:
         await serving
         raise typer.Exit(1)
     router_task = asyncio.create_task(router.supervise())
-    _print_banner(settings)
+    _print_banner(settings, demo)
     if demo:
         from cloudlet.control.localdeploy import deploy_directory
 
@@ -141,7 +144,7 @@ async def _serve(settings: Settings, demo: bool) -> None:
         await router.stop()
 
 
-def _print_banner(settings: Settings) -> None:
+def _print_banner(settings: Settings, demo: bool) -> None:
     cli_json = json.dumps(
         {"base_api_url": f"{settings.api_url}/api/v1", "dashboard_base_url": settings.api_url}
     )
@@ -149,17 +152,18 @@ def _print_banner(settings: Settings) -> None:
         f"[bold green]Cloudlet is up.[/]  Dashboard: [link]{settings.api_url}[/link]",
         f"Apps answer on {settings.app_url('<app>')}",
         "",
-        "Point the FastAPI Cloud CLI here by writing this line to [bold]cli.json[/] in its config",
-        "folder ([bold]~/.config/fastapi-cli[/] or $FASTAPI_CLOUD_CLI_CONFIG_DIR):",
-        f"  {cli_json}",
-        "then run [bold]fastapi login[/] and [bold]fastapi deploy[/].",
+        "Point the FastAPI Cloud CLI here: write the line below to [bold]cli.json[/] in its",
+        "config folder (~/.config/fastapi-cli, or $FASTAPI_CLOUD_CLI_CONFIG_DIR), then run",
+        "[bold]fastapi login[/] and [bold]fastapi deploy[/].",
     ]
-    if settings.admin_email and settings.admin_token:
-        lines += [
-            "",
-            f"Admin: {settings.admin_email}; sign in to the dashboard with the admin token.",
-        ]
+    if demo:
+        token_file = (settings.data_dir / "demo-admin-token").resolve()
+        lines += ["", f"Admin {settings.admin_email}: sign in with the token in {token_file}"]
+    elif settings.admin_email:
+        lines += ["", f"Admin {settings.admin_email}: sign in with CLOUDLET_ADMIN_TOKEN."]
     console.print(Panel("\n".join(lines), expand=False))
+    # Outside the panel and never wrapped: it is meant to be copied as is.
+    console.print(cli_json, soft_wrap=True, markup=False, highlight=False)
 
 
 class RouterProcess:

@@ -66,8 +66,10 @@ def create_app(
         args += ["--directory", directory]
     result = cloudlet.fastapi(*args)
     assert result.returncode == 0, result.stdout + result.stderr
-    data: dict[str, str] = json.loads(result.stdout)["data"]
-    return data
+    data = json.loads(result.stdout)["data"]
+    assert data["linked"] is True
+    app: dict[str, str] = data["app"]
+    return app
 
 
 def deploy(
@@ -181,8 +183,13 @@ def test_failing_build_shows_error_and_hint(logged_in: Cloudlet, tmp_path: Path)
 
 
 def test_logout(logged_in: Cloudlet) -> None:
-    result = logged_in.fastapi("logout")
-    assert result.returncode == 0
+    token = json.loads((logged_in.config_dir / "auth.json").read_text())["access_token"]
+    result = logged_in.fastapi("cloud", "logout")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "token_not_revoked" not in result.stdout + result.stderr
+    # Revoked on the server too, not only forgotten locally.
+    me = httpx.get(f"{logged_in.api}/api/v1/users/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.status_code == 401
     assert not (logged_in.config_dir / "auth.json").exists()
     who = logged_in.fastapi("cloud", "whoami")
     assert who.returncode != 0
