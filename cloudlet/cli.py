@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.panel import Panel
 
+from cloudlet.lifetime import die_with_parent
 from cloudlet.settings import Settings
 
 app = typer.Typer(
@@ -180,13 +181,10 @@ class RouterProcess:
         delay = 0.5
         while True:
             self.process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "cloudlet.router",
-                "--bind",
-                bind,
-                "--feed",
-                str(self.feed_socket),
+                *(sys.executable, "-m", "cloudlet.router", "--bind", bind),
+                *("--feed", str(self.feed_socket)),
+                # SIGTERM, not SIGKILL: the router drains its connections before it exits.
+                preexec_fn=lambda: die_with_parent(signal.SIGTERM),
             )
             code = await self.process.wait()
             logging.getLogger("cloudlet").error("router exited with %s; restarting", code)

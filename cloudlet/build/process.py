@@ -11,6 +11,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from cloudlet.lifetime import die_with_parent
+
 __all__ = ["LogSink", "ProcessResult", "run_process"]
 
 LogSink = Callable[[str], Awaitable[None]]
@@ -47,6 +49,7 @@ async def run_process(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         start_new_session=True,
+        preexec_fn=die_with_parent,
     )
     tail: deque[str] = deque(maxlen=keep_lines)
 
