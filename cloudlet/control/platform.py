@@ -7,7 +7,7 @@ import logging
 import re
 import time
 from collections.abc import Coroutine
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from cloudlet.control.domains import DomainVerifier
 from cloudlet.control.pipeline import Pipeline
 from cloudlet.router.feed import FeedPublisher, RouteTable
 from cloudlet.router.feed import RevisionSpec as RoutedRevision
-from cloudlet.runtime.base import Backend, LogRecord, RuntimeEvent, StartError
+from cloudlet.runtime.base import ZYGOTE, Backend, LogRecord, RuntimeEvent, StartError
 from cloudlet.runtime.local import LocalRuntime
 from cloudlet.settings import Settings
 from cloudlet.store.applogs import AppLogEntry, AppLogStore
@@ -52,6 +52,7 @@ class Platform:
         self.domains = DomainVerifier(self)
         self._routes_lock = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
+        self._last_failure: dict[str, str] = {}
 
     @property
     def feed_socket(self) -> Path:
@@ -202,21 +203,41 @@ class Platform:
         self.applogs.append(record.app_id, entry)
 
     def _on_event(self, event: RuntimeEvent) -> None:
+        if event.kind in ("oom", "exited"):
+            self._last_failure[event.revision_id] = event.kind
         self.spawn(self._handle_event(event), f"event-{event.revision_id}")
 
     async def _handle_event(self, event: RuntimeEvent) -> None:
-        await self.publish_routes()
-        if event.kind == "gave_up":
-            async with self.sessions() as session:
-                deployment = await session.get(Deployment, event.revision_id)
-                if deployment is None or deployment.status != "success":
-                    return
-                deployment.status = "degraded_oom" if "memory" in event.detail else "degraded"
-                deployment.failure_code = "app_crashed"
-                deployment.failure_title = "The app keeps crashing"
+        async with self.sessions() as session:
+            deployment = await session.get(Deployment, event.revision_id)
+            if deployment is None:
+                return
+            # Say it where the developer looks: `fastapi cloud logs`.
+            message = EVENT_MESSAGES.get(event.kind)
+            if message is not None:
+                who = "The app" if event.instance_id == ZYGOTE else f"Instance {event.instance_id}"
+                text = message.format(who=who, detail=event.detail.strip())
+                level = "info" if event.kind == "restarted" else "error"
+                self.applogs.append(deployment.app_id, AppLogEntry(datetime.now(UTC), level, text))
+            if event.kind == "gave_up" and deployment.status == "success":
+                oom = self._last_failure.get(event.revision_id) == "oom"
+                deployment.status = "degraded_oom" if oom else "degraded"
+                deployment.failure_code = "app_oom" if oom else "app_crashed"
+                deployment.failure_title = (
+                    "The app keeps running out of memory" if oom else "The app keeps crashing"
+                )
                 deployment.failure_message = event.detail
                 deployment.failure_hint = "Check `fastapi cloud logs`, fix and deploy again."
                 await session.commit()
+        await self.publish_routes()
+
+
+EVENT_MESSAGES = {
+    "oom": "{who} went over its memory limit and was stopped: {detail}",
+    "exited": "{who} exited unexpectedly: {detail}",
+    "restarted": "{who} was restarted ({detail}).",
+    "gave_up": "{who} could not be kept running: {detail}",
+}
 
 
 async def ensure_personal_team(session: AsyncSession, user: User) -> Team:
