@@ -47,7 +47,7 @@ app = FastAPI(lifespan=lifespan)
 def deploy_source(
     cloudlet: Cloudlet, tmp_path: Path, name: str, source: str
 ) -> tuple[str, str, str]:
-    """Deploy `source` as main.py of a new app with a deploy token; (output, app id, deployment id)."""
+    """Deploy `source` as main.py of a new app; return (CLI output, app id, deployment id)."""
     api = f"{cloudlet.api}/api/v1"
     app = httpx.post(
         f"{api}/apps/", json={"name": name, "team_id": cloudlet.team_id()}, headers=cloudlet.admin
