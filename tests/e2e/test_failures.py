@@ -155,3 +155,35 @@ def test_secrets_and_tokens_never_reach_logs_or_disk(cloudlet: Cloudlet, tmp_pat
                 continue
     assert secret not in haystack
     assert token not in haystack
+
+
+def test_a_failed_deploy_leaves_the_running_revision_serving(
+    cloudlet: Cloudlet, tmp_path: Path
+) -> None:
+    api = f"{cloudlet.api}/api/v1"
+    app = httpx.post(
+        f"{api}/apps/",
+        json={"name": "steady", "team_id": cloudlet.team_id()},
+        headers=cloudlet.admin,
+    ).json()
+    token = httpx.post(
+        f"{api}/apps/{app['id']}/tokens",
+        json={"name": "ci", "expires_in_days": 1},
+        headers=cloudlet.admin,
+    ).json()["value"]
+    path = tmp_path / "steady"
+    path.mkdir()
+    (path / "main.py").write_text(
+        "from fastapi import FastAPI\napp = FastAPI()\n@app.get('/')\ndef root():\n    return {'v': 1}\n"
+    )
+    ok = cloudlet.fastapi(
+        "deploy", "--app-id", app["id"], cwd=path, CI="true", FASTAPI_CLOUD_TOKEN=token
+    )
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    for broken in (IMPORT_FAILS, LIFESPAN_FAILS):
+        (path / "main.py").write_text(broken)
+        bad = cloudlet.fastapi(
+            "deploy", "--app-id", app["id"], cwd=path, CI="true", FASTAPI_CLOUD_TOKEN=token
+        )
+        assert bad.returncode == 1
+        assert cloudlet.app_get(app["slug"]).json() == {"v": 1}
