@@ -174,7 +174,8 @@ def test_a_failed_deploy_leaves_the_running_revision_serving(
     path = tmp_path / "steady"
     path.mkdir()
     (path / "main.py").write_text(
-        "from fastapi import FastAPI\napp = FastAPI()\n@app.get('/')\ndef root():\n    return {'v': 1}\n"
+        "from fastapi import FastAPI\napp = FastAPI()\n"
+        "@app.get('/')\ndef root():\n    return {'v': 1}\n"
     )
     ok = cloudlet.fastapi(
         "deploy", "--app-id", app["id"], cwd=path, CI="true", FASTAPI_CLOUD_TOKEN=token
