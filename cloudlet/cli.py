@@ -132,9 +132,12 @@ async def _serve(settings: Settings, demo: bool) -> None:
     if demo:
         from cloudlet.control.localdeploy import deploy_directory
 
-        demo_app = await deploy_directory(platform, DEMO_EMAIL, "hello", EXAMPLES / "hello")
+        demo_app, started = await deploy_directory(
+            platform, DEMO_EMAIL, "hello", EXAMPLES / "hello", unless_live=True
+        )
+        state = "building" if started else "serving"
         console.print(
-            f"[bold]Demo app[/] building: {settings.app_url(demo_app.slug)} "
+            f"[bold]Demo app[/] {state}: {settings.app_url(demo_app.slug)} "
             f"(watch it on {settings.api_url})"
         )
     try:

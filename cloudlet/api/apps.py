@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import secrets
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -11,7 +10,6 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudlet.api.auth import (
     CallerDep,
@@ -25,6 +23,7 @@ from cloudlet.api.auth import (
 from cloudlet.api.errors import conflict
 from cloudlet.api.serialize import app_json
 from cloudlet.store.models import App, TeamMember
+from cloudlet.store.names import unique_slug
 
 router = APIRouter()
 
@@ -73,19 +72,6 @@ class AppUpdate(BaseModel):
     @classmethod
     def _directory(cls, value: str | None) -> str | None:
         return clean_directory(value)
-
-
-def slugify(name: str) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-    return (slug or "app")[:50].rstrip("-")
-
-
-async def unique_slug(session: AsyncSession, name: str) -> str:
-    base = slugify(name)
-    candidate = base
-    while await session.scalar(select(App.id).where(App.slug == candidate)) is not None:
-        candidate = f"{base}-{secrets.token_hex(2)}"
-    return candidate
 
 
 @router.get("/apps/")

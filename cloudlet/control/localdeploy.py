@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from cloudlet.control.platform import Platform, ensure_personal_team
 from cloudlet.store.models import App, Deployment, User
+from cloudlet.store.names import unique_slug
 
 SKIP = {".venv", "__pycache__", ".git", ".fastapicloud", ".mypy_cache", ".pytest_cache"}
 
@@ -38,8 +39,14 @@ def pack_directory(root: Path) -> bytes:
     return zstandard.ZstdCompressor().compress(raw.getvalue())
 
 
-async def deploy_directory(platform: Platform, email: str, name: str, folder: Path) -> App:
-    """Create (or reuse) the app `name` in the user's personal team and deploy `folder`."""
+async def deploy_directory(
+    platform: Platform, email: str, name: str, folder: Path, *, unless_live: bool = False
+) -> tuple[App, bool]:
+    """Create (or reuse) the app `name` in the user's personal team and deploy `folder`.
+
+    With `unless_live`, an app that already serves a revision is left alone. Returns the app
+    and whether a deployment was started.
+    """
     archive = pack_directory(folder)
     async with platform.sessions() as session:
         user = await session.scalar(select(User).where(User.email == email))
@@ -48,11 +55,11 @@ async def deploy_directory(platform: Platform, email: str, name: str, folder: Pa
         team = await ensure_personal_team(session, user)
         app = await session.scalar(select(App).where(App.team_id == team.id, App.name == name))
         if app is None:
-            from cloudlet.api.apps import unique_slug
-
             app = App(team_id=team.id, name=name, slug=await unique_slug(session, name))
             session.add(app)
             await session.flush()
+        elif unless_live and app.live_deployment_id is not None:
+            return app, False
         deployment = Deployment(
             app_id=app.id,
             slug=f"{app.slug}-{secrets.token_hex(3)}",
@@ -68,4 +75,4 @@ async def deploy_directory(platform: Platform, email: str, name: str, folder: Pa
         os.replace(partial, path)
         await session.commit()
     platform.pipeline.enqueue(deployment.id)
-    return app
+    return app, True
