@@ -3,6 +3,12 @@
 The order: `[tool.fastapi] entrypoint` in pyproject.toml, then `fastapi run`'s own discovery
 (default files, `app` / `api` / first FastAPI instance), then a `uvicorn.run("module:app")` in that
 default file, then a scan of every Python file for a module-level FastAPI instance.
+
+`fastapi run` imports its default file and checks with isinstance(), which sees through any
+FastAPI subclass from any package; a static reader cannot. So in a default file a module-level
+`app` (else `api`) is taken even when nothing shows it is a FastAPI instance, unless it visibly is
+something else (a literal, a Typer, an APIRouter ...): importing the revision checks it. The
+project-wide scan only takes what is visibly a FastAPI instance.
 """
 
 from __future__ import annotations
@@ -23,6 +29,34 @@ __all__ = ["DEFAULT_FILES", "AppLocation", "find_app"]
 # fastapi-cli's default files, in its order (fastapi_cli/discover.py).
 DEFAULT_FILES = ("main.py", "app.py", "api.py", "app/main.py", "app/app.py", "app/api.py")
 _PREFERRED_NAMES = ("app", "api")
+# Calls that visibly build something other than an ASGI app, by qualified name.
+_NOT_APPS = frozenset(
+    {
+        "argparse.ArgumentParser",
+        "celery.Celery",
+        "click.Command",
+        "click.Group",
+        "click.command",
+        "click.group",
+        "django.core.wsgi.get_wsgi_application",
+        "fastapi.APIRouter",
+        "fastapi.routing.APIRouter",
+        "flask.Flask",
+        "typer.Typer",
+    }
+)
+_LITERALS = (
+    ast.Constant,
+    ast.JoinedStr,
+    ast.List,
+    ast.Tuple,
+    ast.Dict,
+    ast.Set,
+    ast.ListComp,
+    ast.SetComp,
+    ast.DictComp,
+    ast.GeneratorExp,
+)
 _SKIPPED_DIRS = frozenset(
     {"__pycache__", "node_modules", "site-packages", "tests", "test", "venv", "env", "virtualenv"}
 )
@@ -60,10 +94,18 @@ def find_app(project_dir: Path) -> AppLocation:
     default_file = next((name for name in DEFAULT_FILES if (project_dir / name).is_file()), None)
     if default_file is not None:
         path = project_dir / default_file
-        module, root = _module_name(path, project_dir)
+        module, root, moved = finder.import_name(path)
         if names := finder.apps_in(path):
             attr = _preferred(names)
-            reason = f"`{attr}` in {default_file}, found like `fastapi run` does"
+            reason = f"`{attr}` in {default_file}, found like `fastapi run` does{moved}"
+            return AppLocation(root, f"{module}:{attr}", reason)
+        if guess := finder.named_app(path):
+            attr, value = guess
+            reason = (
+                f"`{attr}` in {default_file}, taken by its name like `fastapi run` does; its "
+                f"value ({value}) is not visibly a FastAPI() instance, so importing the app "
+                f"checks it{moved}"
+            )
             return AppLocation(root, f"{module}:{attr}", reason)
         if located := finder.uvicorn_target(path, default_file):
             return located
@@ -72,7 +114,11 @@ def find_app(project_dir: Path) -> AppLocation:
     if located is not None:
         return located
     default_files = ", ".join(DEFAULT_FILES)
-    seen = f"{default_file} has no FastAPI app" if default_file else "none of them exists"
+    seen = (
+        f"{default_file} has no FastAPI app, nor an `app` or `api` that could be one"
+        if default_file
+        else "none of them exists"
+    )
     raise BuildError(
         "building_image_failed",
         "app_not_found",
@@ -89,6 +135,8 @@ class _Symbols:
     """What one module binds at its top level, as far as finding the app is concerned."""
 
     apps: set[str] = field(default_factory=set)  # bound to a FastAPI instance here
+    # bound by an assignment to something that may be an app, with that value, for the log
+    maybe_apps: dict[str, str] = field(default_factory=dict)
     factories: set[str] = field(default_factory=set)  # functions here that build a FastAPI app
     imported: dict[str, tuple[int, str, str]] = field(default_factory=dict)  # (level, module, name)
     calls: dict[str, str] = field(default_factory=dict)  # `name = imported_function(...)`
@@ -96,6 +144,7 @@ class _Symbols:
     stored: set[str] = field(default_factory=set)  # every name assigned anywhere in the file
     dynamic: bool = False  # `import *` or globals(): top-level names cannot be listed
     uvicorn_targets: list[str] = field(default_factory=list)
+    absolute_imports: set[tuple[str, ...]] = field(default_factory=set)  # `from a.b import c`
 
 
 class _Finder:
@@ -157,20 +206,83 @@ class _Finder:
                     return AppLocation(root, target, f'uvicorn.run("{target}") in {relative}')
         return None
 
+    def import_name(self, path: Path) -> tuple[str, Path, str]:
+        """The import name of `path`, the folder to put on sys.path, and why, for the log.
+
+        First fastapi-cli's rule (`_module_name`). But a namespace package (a folder without
+        `__init__.py`) stops that walk too early: `titiler/application/main.py` comes out as
+        `application.main`, while its code does `from titiler.application import ...`, which
+        would import it a second time under the other name. So when the module's own absolute
+        imports start with the name of a folder above it (inside the project, and not `src`)
+        that leads into the project, the import root moves up to that folder's parent.
+        """
+        module, root = _module_name(path, self.project_dir)
+        symbols = self.symbols(path)
+        if symbols is None:
+            return module, root, ""
+        chosen: Path | None = None
+        folder = root
+        while folder != self.project_dir and folder.is_relative_to(self.project_dir):
+            prefix = root.relative_to(folder.parent).parts
+            if (
+                folder.name != "src"
+                and all(_importable(part) for part in prefix)
+                and any(_leads_into(folder, parts) for parts in symbols.absolute_imports)
+            ):
+                chosen = folder  # keep going: the outermost one wins
+            folder = folder.parent
+        if chosen is None:
+            return module, root, ""
+        prefix = root.relative_to(chosen.parent).parts
+        name = ".".join([*prefix, module])
+        return (
+            name,
+            chosen.parent,
+            f"; imported as {name}, since its own imports use `{chosen.name}.`",
+        )
+
+    def named_app(self, path: Path) -> tuple[str, str] | None:
+        """`app`, else `api`, bound at the top of `path` to what may be an app, and its value."""
+        for name in _PREFERRED_NAMES:
+            if (value := self._maybe_app(path, name, 0)) is not None:
+                return name, value
+        return None
+
+    def _maybe_app(self, path: Path, name: str, hops: int) -> str | None:
+        symbols = self.symbols(path)
+        if symbols is None or hops > _MAX_IMPORT_HOPS:
+            return None
+        if name in symbols.maybe_apps:
+            return symbols.maybe_apps[name]
+        if name not in symbols.imported:
+            return None
+        level, module, attr = symbols.imported[name]
+        source = f"imported from {'.' * level}{module}"
+        target = self._resolve(path, level, module)
+        if target is None:  # an installed package, most likely
+            return source if level == 0 else None
+        target_symbols = self.symbols(target)
+        if target_symbols is None:
+            return None
+        if target_symbols.dynamic or self._is_app(target, attr, hops + 1):
+            return source
+        return None if self._maybe_app(target, attr, hops + 1) is None else source
+
     def scan(self) -> tuple[AppLocation | None, int]:
         """The best module-level FastAPI instance in the project: shallow paths, `app`/`api`."""
         best: tuple[tuple[int, int, str], AppLocation] | None = None
         scanned = 0
         for path in _python_files(self.project_dir):
             scanned += 1
-            module, root = _module_name(path, self.project_dir)
+            # Moving the import root up only adds importable parts in front.
             if not all(
-                part.isidentifier() and not keyword.iskeyword(part) for part in module.split(".")
+                _importable(part) for part in _module_name(path, self.project_dir)[0].split(".")
             ):
                 continue  # not importable under that name
             names = self.apps_in(path)
             if not names:
                 continue
+            module, root, moved = self.import_name(path)
             attr = _preferred(names)
             relative = path.relative_to(self.project_dir)
             # A src/ layout is as shallow as the same files at the top.
@@ -178,7 +290,7 @@ class _Finder:
             rank = _PREFERRED_NAMES.index(attr) if attr in _PREFERRED_NAMES else 2
             key = (depth, rank, relative.as_posix())
             if best is None or key < best[0]:
-                reason = f"`{attr}` in {relative.as_posix()}, found by scanning the project"
+                reason = f"`{attr}` in {relative.as_posix()}, found by scanning the project{moved}"
                 best = (key, AppLocation(root, f"{module}:{attr}", reason))
         return (best[1] if best else None), scanned
 
@@ -253,6 +365,8 @@ class _SymbolReader:
         self.symbols = _Symbols()
         self.fastapi_classes: set[str] = set()  # names of FastAPI (aliases, subclasses)
         self.fastapi_modules: set[str] = set()  # names of the fastapi module
+        self.modules: dict[str, str] = {}  # `import a.b as x`: x -> a.b; `import a.b`: a -> a
+        self.defined: set[str] = set()  # top-level functions and classes
         self.uvicorn_modules: set[str] = set()
         self.uvicorn_runs: set[str] = set()  # `from uvicorn import run`
 
@@ -263,10 +377,12 @@ class _SymbolReader:
                 self._import(statement)
             elif isinstance(statement, ast.ClassDef):
                 self.symbols.names.add(statement.name)
+                self.defined.add(statement.name)
                 if any(self._is_fastapi(base) for base in statement.bases):
                     self.fastapi_classes.add(statement.name)
             elif isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef):
                 self.symbols.names.add(statement.name)
+                self.defined.add(statement.name)
                 if isinstance(statement, ast.FunctionDef) and self._builds_app(statement):
                     self.symbols.factories.add(statement.name)
         for statement in statements:
@@ -284,6 +400,7 @@ class _SymbolReader:
                     self.fastapi_modules.add(bound)
                 if alias.name == "uvicorn":
                     self.uvicorn_modules.add(bound)
+                self.modules[bound] = alias.name if alias.asname else bound
                 self.symbols.names.add(bound)
                 continue
             if alias.name == "*":
@@ -321,6 +438,30 @@ class _SymbolReader:
                 self.symbols.apps.add(name)
             elif imported_callee is not None:
                 self.symbols.calls[name] = imported_callee
+            if not is_app and value is not None and not self._not_an_app(value):
+                self.symbols.maybe_apps.setdefault(name, _describe(value))
+
+    def _not_an_app(self, value: ast.expr) -> bool:
+        """Whether `value` visibly is no app instance: a literal, a Typer(), a bare function."""
+        if isinstance(value, _LITERALS):
+            return True
+        if isinstance(value, ast.Name) and (
+            value.id in self.defined or value.id in self.fastapi_classes
+        ):
+            return True  # a function or class, not an instance of one
+        return isinstance(value, ast.Call) and self._qualified(value.func) in _NOT_APPS
+
+    def _qualified(self, expr: ast.expr) -> str | None:
+        """`typer.Typer` for `typer.Typer`, `Typer` from `from typer import Typer` ..."""
+        if isinstance(expr, ast.Attribute):
+            owner = self._qualified(expr.value)
+            return None if owner is None else f"{owner}.{expr.attr}"
+        if not isinstance(expr, ast.Name):
+            return None
+        if expr.id in self.modules:
+            return self.modules[expr.id]
+        level, module, name = self.symbols.imported.get(expr.id, (1, "", ""))
+        return f"{module}.{name}" if level == 0 else None
 
     def _everywhere(self, node: ast.AST) -> None:
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
@@ -329,6 +470,13 @@ class _SymbolReader:
             self.symbols.stored.add(node.name)
         elif isinstance(node, ast.alias):
             self.symbols.stored.add(node.asname or node.name.split(".")[0])
+        elif isinstance(node, ast.Import):
+            self.symbols.absolute_imports.update(tuple(a.name.split(".")) for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            module = tuple(node.module.split("."))
+            self.symbols.absolute_imports.update(
+                module if alias.name == "*" else (*module, alias.name) for alias in node.names
+            )
         elif isinstance(node, ast.Call):
             if isinstance(node.func, ast.Name) and node.func.id == "globals":
                 self.symbols.dynamic = True
@@ -413,6 +561,22 @@ def _module_name(path: Path, project_dir: Path) -> tuple[str, Path]:
         parts.insert(0, root.name)
         root = root.parent
     return ".".join(parts), root
+
+
+def _importable(name: str) -> bool:
+    return name.isidentifier() and not keyword.iskeyword(name)
+
+
+def _leads_into(folder: Path, parts: tuple[str, ...]) -> bool:
+    """Whether an import of `parts` (`folder.name`, then more) reaches into `folder`."""
+    if len(parts) < 2 or parts[0] != folder.name:
+        return False
+    return (folder / parts[1]).is_dir() or (folder / f"{parts[1]}.py").is_file()
+
+
+def _describe(value: ast.expr) -> str:
+    text = f"{ast.unparse(value.func)}(...)" if isinstance(value, ast.Call) else ast.unparse(value)
+    return text if len(text) <= 60 else f"{text[:57]}..."
 
 
 def _module_file(root: Path, parts: list[str]) -> Path | None:
