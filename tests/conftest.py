@@ -19,7 +19,7 @@ def _postgres_admin_dsn(url: str) -> str:
     return url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
-async def _create_db(url: str, name: str) -> None:
+async def create_database(url: str, name: str) -> None:
     import asyncpg
 
     conn = await asyncpg.connect(_postgres_admin_dsn(url))
@@ -29,7 +29,7 @@ async def _create_db(url: str, name: str) -> None:
         await conn.close()
 
 
-async def _drop_db(url: str, name: str) -> None:
+async def drop_database(url: str, name: str) -> None:
     import asyncpg
 
     conn = await asyncpg.connect(_postgres_admin_dsn(url))
@@ -47,12 +47,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if not POSTGRES_URL:
         pytest.skip("CLOUDLET_TEST_POSTGRES_URL is not set (CI always sets it)")
     name = f"cloudlet_test_{secrets.token_hex(6)}"
-    asyncio.run(_create_db(POSTGRES_URL, name))
+    asyncio.run(create_database(POSTGRES_URL, name))
     base = POSTGRES_URL.rsplit("/", 1)[0]
     try:
         yield f"{base}/{name}"
     finally:
-        asyncio.run(_drop_db(POSTGRES_URL, name))
+        asyncio.run(drop_database(POSTGRES_URL, name))
 
 
 @pytest.fixture

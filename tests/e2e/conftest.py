@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -18,6 +21,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from ..conftest import POSTGRES_URL, create_database, drop_database
 
 APPS = Path(__file__).resolve().parent.parent / "apps"
 BIN = Path(sys.executable).parent
@@ -36,6 +41,7 @@ class Cloudlet:
     data_dir: Path
     api_port: int
     router_port: int
+    database_url: str | None = None
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
     config_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="fcc-")))
@@ -53,6 +59,7 @@ class Cloudlet:
             "CLOUDLET_ADMIN_EMAIL": ADMIN_EMAIL,
             "CLOUDLET_ADMIN_TOKEN": ADMIN_TOKEN,
             "CLOUDLET_DRAIN_S": "5",
+            **({"CLOUDLET_DATABASE_URL": self.database_url} if self.database_url else {}),
             # Builds share one uv cache across test runs, as they would across deploys.
             "CLOUDLET_UV_CACHE": str(Path.home() / ".cache" / "cloudlet-tests" / "uv"),
             **(extra_env or {}),
@@ -138,17 +145,47 @@ class Cloudlet:
         return str(r.json()["data"][0]["id"])
 
 
-@pytest.fixture(scope="session")
-def cloudlet() -> Iterator[Cloudlet]:
-    root = Path(tempfile.mkdtemp(prefix="cle2e-", dir="/tmp"))
-    instance = Cloudlet(root / "data", free_port(), free_port())
-    instance.start()
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """Every end-to-end test runs once on SQLite (the default) and once on PostgreSQL."""
+    if request.param == "postgres" and not POSTGRES_URL:
+        pytest.skip("CLOUDLET_TEST_POSTGRES_URL is not set (CI always sets it)")
+    return str(request.param)
+
+
+@contextlib.contextmanager
+def fresh_store(kind: str) -> Iterator[str | None]:
+    """A database URL of its own for one platform (None: SQLite in its data dir)."""
+    if kind == "sqlite":
+        yield None
+        return
+    assert POSTGRES_URL
+    name = f"cloudlet_e2e_{secrets.token_hex(6)}"
+    asyncio.run(create_database(POSTGRES_URL, name))
     try:
-        yield instance
+        yield f"{POSTGRES_URL.rsplit('/', 1)[0]}/{name}"
     finally:
-        instance.stop()
-        shutil.rmtree(root, ignore_errors=True)
-        shutil.rmtree(instance.config_dir, ignore_errors=True)
+        asyncio.run(drop_database(POSTGRES_URL, name))
+
+
+@contextlib.contextmanager
+def running_cloudlet(kind: str, prefix: str) -> Iterator[Cloudlet]:
+    root = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    with fresh_store(kind) as url:
+        instance = Cloudlet(root / "data", free_port(), free_port(), database_url=url)
+        instance.start()
+        try:
+            yield instance
+        finally:
+            instance.stop()
+            shutil.rmtree(root, ignore_errors=True)
+            shutil.rmtree(instance.config_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def cloudlet(store_kind: str) -> Iterator[Cloudlet]:
+    with running_cloudlet(store_kind, "cle2e-") as instance:
+        yield instance
 
 
 def copy_app(name: str, tmp_path: Path) -> Path:

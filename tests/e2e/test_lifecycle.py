@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -14,23 +12,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import Cloudlet, copy_app, free_port
+from .conftest import Cloudlet, copy_app, running_cloudlet
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def platform() -> Iterator[Cloudlet]:
+def platform(store_kind: str) -> Iterator[Cloudlet]:
     """A Cloudlet of this module's own: these tests stop and kill it."""
-    root = Path(tempfile.mkdtemp(prefix="cllife-", dir="/tmp"))
-    instance = Cloudlet(root / "data", free_port(), free_port())
-    instance.start()
-    try:
+    with running_cloudlet(store_kind, "cllife-") as instance:
         yield instance
-    finally:
-        instance.stop()
-        shutil.rmtree(root, ignore_errors=True)
-        shutil.rmtree(instance.config_dir, ignore_errors=True)
 
 
 def new_app(cloudlet: Cloudlet, name: str) -> tuple[dict[str, str], str]:
