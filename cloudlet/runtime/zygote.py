@@ -29,6 +29,7 @@ import contextlib
 import ctypes
 import gc
 import importlib
+import inspect
 import json
 import logging
 import os
@@ -161,7 +162,35 @@ def _import_app(entrypoint: str) -> Any:
         target = getattr(target, name)
     if not callable(target):
         raise TypeError(f"{entrypoint} is a {type(target).__name__}, not an ASGI app")
+    _check_asgi(entrypoint, target)
     return target
+
+
+def _check_asgi(entrypoint: str, target: Any) -> None:
+    """Fail at import with a clear message rather than on the first request: the builder
+    accepts an `app` it cannot prove is FastAPI, as `fastapi run` does."""
+    if inspect.isclass(target):
+        raise TypeError(f"{entrypoint} is the class {target.__name__}; point to an instance of it")
+    try:
+        parameters = [
+            p
+            for p in inspect.signature(target).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+    except (TypeError, ValueError):  # no signature to read (a C callable): let uvicorn judge
+        return
+    if len(parameters) == 2:
+        raise TypeError(
+            f"{entrypoint} takes 2 arguments like a WSGI app (Flask, Django); "
+            "Cloudlet runs ASGI apps such as FastAPI"
+        )
+    if len(parameters) not in (1, 3) and not any(
+        p.kind == p.VAR_POSITIONAL for p in inspect.signature(target).parameters.values()
+    ):
+        raise TypeError(
+            f"{entrypoint} takes {len(parameters)} arguments; an ASGI app takes "
+            "(scope, receive, send)"
+        )
 
 
 def _summary(error: BaseException) -> str:
