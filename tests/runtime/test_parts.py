@@ -136,6 +136,7 @@ def test_zygote_stands_alone_and_runs_on_old_pythons() -> None:
         "ctypes",
         "gc",
         "importlib",
+        "inspect",
         "json",
         "logging",
         "os",
