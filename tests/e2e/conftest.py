@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -59,6 +60,8 @@ class Cloudlet:
             "CLOUDLET_ADMIN_EMAIL": ADMIN_EMAIL,
             "CLOUDLET_ADMIN_TOKEN": ADMIN_TOKEN,
             "CLOUDLET_DRAIN_S": "5",
+            # Custom-domain checks ask a dead loopback resolver: tests stay on 127.0.0.1.
+            "CLOUDLET_DNS_NAMESERVERS": '["127.0.0.1:9"]',
             **({"CLOUDLET_DATABASE_URL": self.database_url} if self.database_url else {}),
             # Builds share one uv cache across test runs, as they would across deploys.
             "CLOUDLET_UV_CACHE": str(Path.home() / ".cache" / "cloudlet-tests" / "uv"),
@@ -120,8 +123,14 @@ class Cloudlet:
         return env
 
     def fastapi(
-        self, *args: str, cwd: Path | None = None, timeout: float = 600, **env: str
+        self,
+        *args: str,
+        cwd: Path | None = None,
+        timeout: float = 600,
+        input: str | None = None,
+        **env: str,
     ) -> subprocess.CompletedProcess[str]:
+        """Run the CLI; stdin is empty unless `input` is given."""
         return subprocess.run(
             [str(BIN / "fastapi"), *args],
             cwd=cwd,
@@ -129,7 +138,8 @@ class Cloudlet:
             capture_output=True,
             text=True,
             timeout=timeout,
-            stdin=subprocess.DEVNULL,
+            input=input,
+            stdin=subprocess.DEVNULL if input is None else None,
         )
 
     def app_get(self, slug: str, path: str = "/", **kw: Any) -> httpx.Response:
@@ -186,6 +196,43 @@ def running_cloudlet(kind: str, prefix: str) -> Iterator[Cloudlet]:
 def cloudlet(store_kind: str) -> Iterator[Cloudlet]:
     with running_cloudlet(store_kind, "cle2e-") as instance:
         yield instance
+
+
+def approve_device(cloudlet: Cloudlet, user_code: str, approve: bool = True) -> None:
+    """Answer a device login as the admin would in the dashboard, through the API."""
+    r = httpx.post(
+        f"{cloudlet.api}/api/v1/login/device/approve",
+        json={"user_code": user_code, "approve": approve},
+        headers=cloudlet.admin,
+    )
+    assert r.status_code == 200, r.text
+
+
+def login(cloudlet: Cloudlet, *command: str) -> str:
+    """Interactive device login (`fastapi login --no-open` unless `command` says otherwise),
+    approved as the admin; returns the CLI's output."""
+    process = subprocess.Popen(
+        [str(BIN / "fastapi"), *(command or ("login", "--no-open"))],
+        env=cloudlet.cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    code = None
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        match = re.search(r"/device\?code=([A-Z]{4}-[A-Z]{4})", line)
+        if match:
+            code = match.group(1)
+            break
+    assert code, "".join(seen)
+    approve_device(cloudlet, code)
+    rest, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, "".join(seen) + rest
+    assert "logged in" in rest
+    return "".join(seen) + rest
 
 
 def copy_app(name: str, tmp_path: Path) -> Path:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import time
 from pathlib import Path
@@ -11,39 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import BIN, Cloudlet, copy_app
+from .conftest import Cloudlet, copy_app, login
 
 pytestmark = pytest.mark.slow
-
-
-def login(cloudlet: Cloudlet) -> None:
-    process = subprocess.Popen(
-        [str(BIN / "fastapi"), "login", "--no-open"],
-        env=cloudlet.cli_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert process.stdout is not None
-    code = None
-    seen = []
-    for line in process.stdout:
-        seen.append(line)
-        match = re.search(r"/device\?code=([A-Z]{4}-[A-Z]{4})", line)
-        if match:
-            code = match.group(1)
-            break
-    assert code, "".join(seen)
-    # Approve as the admin would in the dashboard, through the API.
-    r = httpx.post(
-        f"{cloudlet.api}/api/v1/login/device/approve",
-        json={"user_code": code},
-        headers=cloudlet.admin,
-    )
-    assert r.status_code == 200, r.text
-    rest, _ = process.communicate(timeout=60)
-    assert process.returncode == 0, "".join(seen) + rest
-    assert "logged in" in rest
 
 
 def create_app(
