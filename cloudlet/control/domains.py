@@ -11,6 +11,7 @@ import dns.asyncresolver
 import dns.exception
 import dns.resolver
 from sqlalchemy import select
+from sqlalchemy.orm.exc import StaleDataError
 
 from cloudlet.statuses import DOMAIN_FAILED, DOMAIN_LIVE
 from cloudlet.store.models import CustomDomain
@@ -80,13 +81,20 @@ class DomainVerifier:
         return [b"".join(r.strings).decode(errors="replace") for r in answer], None
 
     async def check(self, domain_id: str) -> None:
+        # The lookup may take seconds: it runs outside any transaction, and the domain may be
+        # removed meanwhile (then there is nothing left to record).
         async with self.platform.sessions() as session:
             domain = await session.get(CustomDomain, domain_id)
             if domain is None or domain.status in DOMAIN_LIVE:
                 return
-            expected = f"cloudlet-verification={domain.verification_token}"
-            values, error = await self.lookup(f"_fc-dcv.{domain.name}")
-            now = datetime.now(UTC)
+            name, token = domain.name, domain.verification_token
+        expected = f"cloudlet-verification={token}"
+        values, error = await self.lookup(f"_fc-dcv.{name}")
+        now = datetime.now(UTC)
+        async with self.platform.sessions() as session:
+            domain = await session.get(CustomDomain, domain_id)
+            if domain is None:
+                return
             domain.setup_checked_at = now
             started = domain.setup_started_at or domain.created_at
             if values is None:
@@ -97,16 +105,17 @@ class DomainVerifier:
                 domain.last_error = None
             elif values:
                 domain.status = "internal_dcv_invalid"
-                domain.last_error = (
-                    f"_fc-dcv.{domain.name} has TXT {values!r}, expected {expected!r}"
-                )
+                domain.last_error = f"_fc-dcv.{name} has TXT {values!r}, expected {expected!r}"
             else:
                 domain.status = "internal_dcv_missing"
-                domain.last_error = f"No TXT record at _fc-dcv.{domain.name} yet."
+                domain.last_error = f"No TXT record at _fc-dcv.{name} yet."
             if domain.status not in DOMAIN_LIVE and now - started > GIVE_UP_AFTER:
                 domain.status = "internal_dcv_timeout"
             live = domain.status in DOMAIN_LIVE
-            await session.commit()
+            try:
+                await session.commit()
+            except StaleDataError:  # removed between our read and this write
+                return
         if live:
-            log.info("custom domain %s verified", domain.name)
+            log.info("custom domain %s verified", name)
             await self.platform.publish_routes()

@@ -25,7 +25,7 @@ from .backoff import MAX_FAILED_STARTS, RestartBackoff
 from .base import ZYGOTE, Instance, LogRecord, RevisionSpec, RuntimeEvent, StartError
 from .environment import app_environment
 from .logs import LogServer, OutputTail, pump
-from .memory import MemoryWatchdog
+from .memory import MemoryWatchdog, rss_bytes
 from .process import ProcessHandle
 from .readiness import wait_until_ready
 from .zygote_process import ExitStatus, ZygoteGone, ZygoteProcess
@@ -417,6 +417,14 @@ class RevisionSupervisor:
                 reason = f"readiness check failed: {error!r}"
             await run.wait_output()
             raise StartError(f"instance {slot.id} {reason}", run.tail.text())
+        # The poll runs every POLL_INTERVAL_S: memory taken at start-up (lifespan) just before
+        # the app answered would otherwise pass verification and be killed right after.
+        rss = rss_bytes(run.pid)
+        if rss is not None and rss > self.spec.memory_limit_mb * MIB:
+            self._watchdog.unwatch(run.pid)
+            await self._terminate(run, 0)
+            message = f"instance {slot.id} went over the memory limit before it was ready"
+            raise StartError(message, _with_text(self._over_limit(rss), run.tail.text()), oom=True)
         run.ready_at = time.monotonic()
         return run
 
