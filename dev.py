@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 STAMP = VENV / ".cloudlet-setup"
+PARALLEL = ["-n", "2", "--dist", "loadscope"]
 
 
 def run(*cmd: str | Path, env: dict[str, str] | None = None) -> None:
@@ -60,7 +61,10 @@ def main() -> None:
     elif command == "test":
         setup()
         ensure_chromium()
-        os.execv(BIN / "python", [str(BIN / "python"), "-m", "pytest", *args])
+        # Two workers: end-to-end tests mostly wait on builds and processes. loadscope keeps
+        # each module on one worker, so tests sharing a module's platform stay together.
+        parallel = [] if any(a.startswith(("-n", "--numprocesses")) for a in args) else PARALLEL
+        os.execv(BIN / "python", [str(BIN / "python"), "-m", "pytest", *parallel, *args])
     elif command == "check":
         setup()
         run(BIN / "ruff", "format", "--check", ".")

@@ -155,6 +155,22 @@ class Cloudlet:
         return str(r.json()["data"][0]["id"])
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Modules marked `store_independent` test the CLI contract, builds and the runtime, not the
+    store: they run on SQLite only, which keeps the suite inside its time budget."""
+    keep, drop = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on_postgres = callspec is not None and callspec.params.get("store_kind") == "postgres"
+        if on_postgres and item.get_closest_marker("store_independent"):
+            drop.append(item)
+        else:
+            keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])
 def store_kind(request: pytest.FixtureRequest) -> str:
     """Every end-to-end test runs once on SQLite (the default) and once on PostgreSQL."""

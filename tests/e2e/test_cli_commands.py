@@ -30,7 +30,11 @@ from sqlalchemy import update
 
 from .conftest import BIN, Cloudlet, approve_device, copy_app, free_port, login
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.store_independent,
+    pytest.mark.xdist_group("cli-conformance"),
+]
 
 
 # --- which commands ran -----------------------------------------------------------------------

@@ -9,7 +9,7 @@ import pytest
 
 from .conftest import Cloudlet
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.store_independent]
 
 LIFESPAN_FAILS = """
 from contextlib import asynccontextmanager
