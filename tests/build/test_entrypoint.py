@@ -134,7 +134,7 @@ def test_main_py_that_only_launches_uvicorn(tmp_path: Path) -> None:
         tmp_path,
         {
             "main.py": 'import uvicorn\n\nif __name__ == "__main__":\n'
-            '    uvicorn.run("backend.server:app", host="0.0.0.0", port=8000, reload=True)\n',
+            '    uvicorn.run("backend.server:app", host="127.0.0.1", port=8000, reload=True)\n',
             "backend/__init__.py": "",
             "backend/server.py": "from somewhere_else import make\napp = make()\n",
         },

@@ -49,14 +49,7 @@ def deploy_source(
 ) -> tuple[str, str, str]:
     """Deploy `source` as main.py of a new app; return (CLI output, app id, deployment id)."""
     api = f"{cloudlet.api}/api/v1"
-    app = httpx.post(
-        f"{api}/apps/", json={"name": name, "team_id": cloudlet.team_id()}, headers=cloudlet.admin
-    ).json()
-    token = httpx.post(
-        f"{api}/apps/{app['id']}/tokens",
-        json={"name": "ci", "expires_in_days": 1},
-        headers=cloudlet.admin,
-    ).json()["value"]
+    app, token = cloudlet.new_app(name)
     path = tmp_path / name
     path.mkdir()
     (path / "main.py").write_text(source)
@@ -108,16 +101,7 @@ def test_secrets_and_tokens_never_reach_logs_or_disk(cloudlet: Cloudlet, tmp_pat
 
     secret = "canary-secret-value-7f3a"
     api = f"{cloudlet.api}/api/v1"
-    app = httpx.post(
-        f"{api}/apps/",
-        json={"name": "keeps-secrets", "team_id": cloudlet.team_id()},
-        headers=cloudlet.admin,
-    ).json()
-    token = httpx.post(
-        f"{api}/apps/{app['id']}/tokens",
-        json={"name": "ci", "expires_in_days": 1},
-        headers=cloudlet.admin,
-    ).json()["value"]
+    app, token = cloudlet.new_app("keeps-secrets")
     path = tmp_path / "app"
     path.mkdir()
     (path / "main.py").write_text(
@@ -160,17 +144,7 @@ def test_secrets_and_tokens_never_reach_logs_or_disk(cloudlet: Cloudlet, tmp_pat
 def test_a_failed_deploy_leaves_the_running_revision_serving(
     cloudlet: Cloudlet, tmp_path: Path
 ) -> None:
-    api = f"{cloudlet.api}/api/v1"
-    app = httpx.post(
-        f"{api}/apps/",
-        json={"name": "steady", "team_id": cloudlet.team_id()},
-        headers=cloudlet.admin,
-    ).json()
-    token = httpx.post(
-        f"{api}/apps/{app['id']}/tokens",
-        json={"name": "ci", "expires_in_days": 1},
-        headers=cloudlet.admin,
-    ).json()["value"]
+    app, token = cloudlet.new_app("steady")
     path = tmp_path / "steady"
     path.mkdir()
     (path / "main.py").write_text(
