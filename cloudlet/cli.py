@@ -186,8 +186,9 @@ class RouterProcess:
             self.process = await asyncio.create_subprocess_exec(
                 *(sys.executable, "-m", "cloudlet.router", "--bind", bind),
                 *("--feed", str(self.feed_socket)),
-                # SIGTERM, not SIGKILL: the router drains its connections before it exits.
-                preexec_fn=lambda: die_with_parent(signal.SIGTERM),
+                # If cloudlet up dies, the instances die with it (their zygotes get SIGKILL), so
+                # the router has nothing left to drain: it goes the same way.
+                preexec_fn=die_with_parent,
             )
             code = await self.process.wait()
             logging.getLogger("cloudlet").error("router exited with %s; restarting", code)
