@@ -7,8 +7,11 @@ import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from cloudlet.settings import Settings
 
 POSTGRES_URL = os.environ.get("CLOUDLET_TEST_POSTGRES_URL")
 ADMIN_EMAIL = "ada@example.com"
@@ -66,3 +69,18 @@ def short_tmp() -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def test_settings(data_dir: Path, database_url: str, **overrides: Any) -> Settings:
+    """Settings of an in-process test platform: the bootstrap admin, no builds unless asked."""
+    values: dict[str, Any] = {"build_workers": 0, **overrides}
+    return Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        admin_email=ADMIN_EMAIL,
+        admin_token=ADMIN_TOKEN,
+        **values,
+    )
+
+
+test_settings.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test

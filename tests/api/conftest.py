@@ -10,10 +10,9 @@ from fastapi.testclient import TestClient
 from cloudlet.api.app import create_app
 from cloudlet.api.login import issue_user_token
 from cloudlet.control.platform import Platform, ensure_personal_team
-from cloudlet.settings import Settings
 from cloudlet.store.models import User
 
-from ..conftest import ADMIN_EMAIL, ADMIN_TOKEN
+from ..conftest import ADMIN_TOKEN, test_settings
 
 
 class Api:
@@ -58,13 +57,7 @@ class Api:
 
 @pytest.fixture
 def platform(tmp_path: Path, database_url: str, short_tmp: Path) -> Platform:
-    settings = Settings(
-        data_dir=short_tmp,
-        database_url=database_url,
-        admin_email=ADMIN_EMAIL,
-        admin_token=ADMIN_TOKEN,
-        build_workers=0,
-    )
+    settings = test_settings(short_tmp, database_url)
     return Platform(settings)
 
 

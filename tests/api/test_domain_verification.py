@@ -17,10 +17,9 @@ from fastapi.testclient import TestClient
 
 from cloudlet.api.app import create_app
 from cloudlet.control.platform import Platform
-from cloudlet.settings import Settings
 from cloudlet.store.models import App, Deployment
 
-from ..conftest import ADMIN_EMAIL, ADMIN_TOKEN
+from ..conftest import ADMIN_TOKEN, test_settings
 from .conftest import Api
 
 
@@ -68,13 +67,8 @@ def dns_server() -> Iterator[TinyDns]:
 def dns_api(
     short_tmp: Path, database_url: str, dns_server: TinyDns
 ) -> Iterator[tuple[Api, Platform]]:
-    settings = Settings(
-        data_dir=short_tmp,
-        database_url=database_url,
-        admin_email=ADMIN_EMAIL,
-        admin_token=ADMIN_TOKEN,
-        build_workers=0,
-        dns_nameservers=[f"127.0.0.1:{dns_server.port}"],
+    settings = test_settings(
+        short_tmp, database_url, dns_nameservers=[f"127.0.0.1:{dns_server.port}"]
     )
     platform = Platform(settings)
     with TestClient(create_app(platform), base_url="http://127.0.0.1:8000") as client:
@@ -131,13 +125,8 @@ def test_verified_by_txt_record_then_routed(
 def test_unresolvable_dns_keeps_pending_and_says_why(short_tmp: Path, database_url: str) -> None:
     dead = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     dead.bind(("127.0.0.1", 0))  # bound, never answers: every lookup times out
-    settings = Settings(
-        data_dir=short_tmp,
-        database_url=database_url,
-        admin_email=ADMIN_EMAIL,
-        admin_token=ADMIN_TOKEN,
-        build_workers=0,
-        dns_nameservers=[f"127.0.0.1:{dead.getsockname()[1]}"],
+    settings = test_settings(
+        short_tmp, database_url, dns_nameservers=[f"127.0.0.1:{dead.getsockname()[1]}"]
     )
     with TestClient(create_app(Platform(settings)), base_url="http://127.0.0.1:8000") as client:
         api = Api(client, ADMIN_TOKEN)

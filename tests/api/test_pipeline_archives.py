@@ -14,9 +14,8 @@ from fastapi.testclient import TestClient
 
 from cloudlet.api.app import create_app
 from cloudlet.control.platform import Platform
-from cloudlet.settings import Settings
 
-from ..conftest import ADMIN_EMAIL, ADMIN_TOKEN
+from ..conftest import ADMIN_TOKEN, test_settings
 from .conftest import Api
 from .test_deployments import upload
 
@@ -42,13 +41,7 @@ def member(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> tarfile.
 
 @pytest.fixture
 def building_api(short_tmp: Path, database_url: str) -> Iterator[Api]:
-    settings = Settings(
-        data_dir=short_tmp / "data",
-        database_url=database_url,
-        admin_email=ADMIN_EMAIL,
-        admin_token=ADMIN_TOKEN,
-        build_workers=1,
-    )
+    settings = test_settings(short_tmp / "data", database_url, build_workers=1)
     with TestClient(create_app(Platform(settings)), base_url="http://127.0.0.1:8000") as client:
         yield Api(client, ADMIN_TOKEN)
 

@@ -14,10 +14,9 @@ from fastapi.testclient import TestClient
 from cloudlet.api.app import create_app
 from cloudlet.api.login import issue_user_token
 from cloudlet.control.platform import Platform, ensure_personal_team
-from cloudlet.settings import Settings
 from cloudlet.store.models import BuildLogLine, Deployment, User
 
-from ..conftest import ADMIN_EMAIL, ADMIN_TOKEN
+from ..conftest import ADMIN_EMAIL, ADMIN_TOKEN, test_settings
 
 BASE = "http://127.0.0.1:8000"
 T = TypeVar("T")
@@ -106,13 +105,7 @@ def now() -> datetime:
 
 @pytest.fixture
 def platform(database_url: str, short_tmp: Path) -> Platform:
-    settings = Settings(
-        data_dir=short_tmp,
-        database_url=database_url,
-        admin_email=ADMIN_EMAIL,
-        admin_token=ADMIN_TOKEN,
-        build_workers=0,
-    )
+    settings = test_settings(short_tmp, database_url)
     return Platform(settings)
 
 
