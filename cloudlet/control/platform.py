@@ -188,6 +188,10 @@ class Platform:
         if wait:
             await self.feed.wait_applied(generation, timeout=10.0)
 
+    async def scaling_changed(self, app_id: str) -> None:
+        """An app's scaling settings (or its team's limits) changed: act on them now."""
+        await self.publish_routes()
+
     async def retire(self, deployment_id: str) -> None:
         """Stop a revision that no longer gets traffic, once its in-flight requests are done."""
         deadline = time.monotonic() + self.settings.drain_s
