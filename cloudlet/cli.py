@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.panel import Panel
 
+from cloudlet.apps_cli import apps_app
 from cloudlet.bench.cli import bench_app
 from cloudlet.lifetime import die_with_parent
 from cloudlet.settings import Settings
@@ -32,6 +33,7 @@ app = typer.Typer(
 users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 app.add_typer(bench_app, name="bench")
+app.add_typer(apps_app, name="apps")
 console = Console()
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

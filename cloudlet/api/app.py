@@ -17,6 +17,7 @@ from cloudlet.api import (
     envvars,
     integrations,
     login,
+    scaling,
     teams,
     tokens,
 )
@@ -57,6 +58,7 @@ def create_app(platform: Platform, *, manage_lifecycle: bool = True) -> FastAPI:
         tokens,
         domains,
         integrations,
+        scaling,
     ):
         app.include_router(module.router, prefix=API_PREFIX)
 

@@ -94,6 +94,10 @@ class Backend(Protocol):
         """The revision's ready instances."""
         ...
 
+    def is_prepared(self, revision_id: str) -> bool:
+        """The revision's zygote is up (or starting): an instance needs no prepare()."""
+        ...
+
     async def close(self) -> None:
         """Stop everything."""
         ...

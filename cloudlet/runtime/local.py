@@ -91,6 +91,10 @@ class LocalRuntime(Backend):
         revision = self._revisions.get(revision_id)
         return [] if revision is None else revision.ready_instances()
 
+    def is_prepared(self, revision_id: str) -> bool:
+        revision = self._revisions.get(revision_id)
+        return revision is not None and not revision.gave_up
+
     async def close(self) -> None:
         revisions = list(self._revisions)
         await asyncio.gather(*(self.stop_revision(r, drain_s=CLOSE_DRAIN_S) for r in revisions))

@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -21,6 +22,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
+
+from cloudlet.scaling import DEFAULT as SCALING
 
 
 def new_id() -> str:
@@ -83,6 +86,9 @@ class Team(Base):
     name: Mapped[str] = mapped_column(String(200))
     is_personal: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Caps over all the team's apps together (None = no cap); see cloudlet.scaling.TeamLimits.
+    max_instances: Mapped[int | None] = mapped_column(Integer)
+    max_memory_mb: Mapped[int | None] = mapped_column(Integer)
 
 
 class TeamMember(Base):
@@ -120,6 +126,24 @@ class App(Base):
     directory: Mapped[str | None] = mapped_column(String(500))
     # The deployment whose revision serves traffic (None until the first success).
     live_deployment_id: Mapped[str | None] = mapped_column(String(32))
+    # Scaling settings (cloudlet.scaling.Scaling; bounds there).
+    min_instances: Mapped[int] = mapped_column(
+        Integer, default=SCALING.min_instances, server_default=str(SCALING.min_instances)
+    )
+    max_instances: Mapped[int] = mapped_column(
+        Integer, default=SCALING.max_instances, server_default=str(SCALING.max_instances)
+    )
+    target_concurrency: Mapped[int] = mapped_column(
+        Integer, default=SCALING.target_concurrency, server_default=str(SCALING.target_concurrency)
+    )
+    scale_to_zero_after_s: Mapped[int] = mapped_column(
+        Integer,
+        default=SCALING.scale_to_zero_after_s,
+        server_default=str(SCALING.scale_to_zero_after_s),
+    )
+    capacity_share: Mapped[float] = mapped_column(
+        Float, default=SCALING.capacity_share, server_default=str(SCALING.capacity_share)
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
