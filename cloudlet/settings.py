@@ -42,7 +42,16 @@ class Settings(BaseSettings):
     max_archive_files: int = 10_000
     build_timeout_s: float = 900.0
     memory_limit_mb: int = 512
+    # Instances a new deployment starts with (at least the app's min_instances); the
+    # autoscaler takes over once it serves.
     instances_per_app: int = 1
+    # Requests the router may hold per app while an instance starts; more get 503.
+    hold_queue: int = 1000
+    # How often the autoscaler decides (seconds).
+    autoscale_tick_s: float = 1.0
+    # Seconds an app at zero instances keeps its zygote (imported, not serving, so the next
+    # request needs one fork); 0 keeps it for as long as the app is live.
+    zygote_idle_s: float = 0.0
     # Concurrent builds; 0 leaves uploads queued (API tests use that).
     build_workers: int = 2
     drain_s: float = 30.0

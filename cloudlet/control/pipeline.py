@@ -251,6 +251,8 @@ class Pipeline:
         async with platform.sessions() as session:
             deployment = await session.get(Deployment, deployment_id)
             assert deployment is not None
+            app = await session.get(App, app_id)
+            initial = platform.initial_instances(app)
         runtime = platform.runtime
         if not prepared:
             env = await self.app_env(app_id)
@@ -269,7 +271,7 @@ class Pipeline:
                 return
         await self._set_status(deployment_id, "verifying")
         try:
-            for _ in range(max(1, platform.settings.instances_per_app)):
+            for _ in range(initial):
                 await runtime.start_instance(deployment_id)
         except StartError as exc:
             await self._fail(
@@ -294,6 +296,7 @@ class Pipeline:
             previous = app.live_deployment_id
             app.live_deployment_id = deployment_id
             await session.commit()
+        platform.autoscaler.changed()
         await platform.publish_routes(wait=True)
         if previous and previous != deployment_id:
             platform.spawn(platform.retire(previous), f"retire-{previous}")

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cloudlet.control.autoscaler import Autoscaler
 from cloudlet.control.buildlog import BuildLogHub
 from cloudlet.control.domains import DomainVerifier
 from cloudlet.control.pipeline import Pipeline
@@ -21,6 +22,7 @@ from cloudlet.router.feed import FeedPublisher, RouteTable
 from cloudlet.router.feed import RevisionSpec as RoutedRevision
 from cloudlet.runtime.base import ZYGOTE, Backend, LogRecord, RuntimeEvent, StartError
 from cloudlet.runtime.local import LocalRuntime
+from cloudlet.scaling import scaling_of
 from cloudlet.settings import Settings
 from cloudlet.store.applogs import AppLogEntry, AppLogStore
 from cloudlet.store.crypto import SecretBox, hash_token
@@ -47,7 +49,8 @@ class Platform:
             on_event=self._on_event,
             sched_batch=settings.sched_batch,
         )
-        self.feed = FeedPublisher(self.feed_socket)
+        self.autoscaler = Autoscaler(self)
+        self.feed = FeedPublisher(self.feed_socket, on_demand=self.autoscaler.demand)
         self.pipeline = Pipeline(self, workers=settings.build_workers)
         self.domains = DomainVerifier(self)
         self._routes_lock = asyncio.Lock()
@@ -74,8 +77,10 @@ class Platform:
         self.domains.start()
         await self.restore()
         await self.pipeline.recover()
+        self.autoscaler.start()
 
     async def stop(self) -> None:
+        await self.autoscaler.stop()
         await self.pipeline.stop()
         await self.domains.stop()
         for task in list(self._background):
@@ -133,9 +138,11 @@ class Platform:
             return
         env = await self.pipeline.app_env(deployment.app_id)
         spec = self.pipeline.spec_for(deployment, deployment.build_result, env)
+        async with self.sessions() as session:
+            initial = self.initial_instances(await session.get(App, deployment.app_id))
         try:
             await self.runtime.prepare(spec)
-            for _ in range(max(1, self.settings.instances_per_app)):
+            for _ in range(initial):
                 await self.runtime.start_instance(deployment.id)
         except StartError as exc:
             log.error("could not restore %s: %s", deployment.id, exc.message)
@@ -149,6 +156,12 @@ class Platform:
             )
             return
         await self.publish_routes()
+
+    def initial_instances(self, app: App | None) -> int:
+        """Instances a revision starts with before the autoscaler takes over: warm at once,
+        so the first request after a deploy or a restart is not a cold start."""
+        floor = 0 if app is None else scaling_of(app).min_instances
+        return max(1, self.settings.instances_per_app, floor)
 
     # -- routing ---------------------------------------------------------------------------
 
@@ -169,11 +182,15 @@ class Platform:
             assert app.live_deployment_id is not None
             rev = app.live_deployment_id
             hosts[f"{app.slug}.{self.settings.domain}"] = rev
+            draining = self.autoscaler.draining(rev)
             revisions[rev] = {
                 "app": app.slug,
                 "instances": [
-                    {"id": i.id, "socket": str(i.socket_path)} for i in self.runtime.instances(rev)
+                    {"id": i.id, "socket": str(i.socket_path)}
+                    for i in self.runtime.instances(rev)
+                    if i.id not in draining
                 ],
+                "scale": self.autoscaler.scale_spec(rev),
             }
         for domain in domains:
             owner = live.get(domain.app_id)
@@ -190,6 +207,8 @@ class Platform:
 
     async def scaling_changed(self, app_id: str) -> None:
         """An app's scaling settings (or its team's limits) changed: act on them now."""
+        self.autoscaler.changed()
+        await self.autoscaler.decide()
         await self.publish_routes()
 
     async def retire(self, deployment_id: str) -> None:

@@ -11,11 +11,17 @@ Flow control: when the instance connection's write buffer is full the client is 
 (``pause``/``resume``), and when the client's is full the instance connection is not read
 (``pause_writing``/``resume_writing``), so a large body in either direction never piles
 up in the router.
+
+A request for a revision with no ready instance is *held* (``_HELD``): its forwarded head
+and the bytes read after it wait on the revision's queue while the control plane starts
+an instance; the table that brings one releases it (``unhold``). When the revision's hold
+time ends first, or its queue is full, the answer is 503 with Retry-After.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Final, cast
 
@@ -25,7 +31,7 @@ from cloudlet.router import responses
 from cloudlet.router.chunked import ChunkedError, ChunkedScanner
 from cloudlet.router.heads import OWNED, forward_head, forwarded_lines, host_key
 from cloudlet.router.pool import Instance
-from cloudlet.router.table import Router
+from cloudlet.router.table import Revision, Router
 from cloudlet.router.upstream import PAUSE_UPSTREAM, UpstreamProtocol
 
 log = logging.getLogger("cloudlet.router")
@@ -35,8 +41,9 @@ _HEAD: Final = 0  # waiting for a request head
 _BODY: Final = 1  # head forwarded, body still arriving
 _WAIT: Final = 2  # request complete, response under way
 _TUNNEL: Final = 3  # upgraded: raw bytes both ways
-_CLOSING: Final = 4  # closing after what is buffered is written
-_CLOSED: Final = 5
+_HELD: Final = 4  # waiting for an instance of a revision that has none ready (activator)
+_CLOSING: Final = 5  # closing after what is buffered is written
+_CLOSED: Final = 6
 
 # How the current request's body ends.
 _LENGTH: Final = 1
@@ -69,6 +76,9 @@ class ClientProtocol(asyncio.Protocol):
         "conn_lines",
         "content_length",
         "headers_done",
+        "held_out",
+        "held_rest",
+        "held_rev",
         "host",
         "hosts",
         "inst",
@@ -90,6 +100,7 @@ class ClientProtocol(asyncio.Protocol):
         "seen_key",
         "state",
         "strip",
+        "timer",
         "traceparent",
         "transport",
         "tried",
@@ -128,6 +139,10 @@ class ClientProtocol(asyncio.Protocol):
         self.is_head = False
         self.keep_alive = True
         self.upgrade = False
+        self.held_rev: Revision | None = None
+        self.held_out = b""
+        self.held_rest = b""
+        self.timer: asyncio.TimerHandle | None = None
         self.on_message_begin()
 
     # -- httptools callbacks -------------------------------------------------------------
@@ -191,6 +206,8 @@ class ClientProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         tunnel = self.state == _TUNNEL
+        if self.state == _HELD:
+            self._unpark()
         self.state = _CLOSED
         self.router.connections.discard(self)
         up = self.upstream
@@ -261,7 +278,7 @@ class ClientProtocol(asyncio.Protocol):
             self._pump()
         elif state == _TUNNEL:
             self._send_up(data)
-        elif state == _WAIT:
+        elif state in (_WAIT, _HELD):
             self._hold(data)
 
     def _hold(self, data: bytes) -> None:
@@ -347,14 +364,6 @@ class ClientProtocol(asyncio.Protocol):
         if rev is None:
             self._answer(responses.not_found, rest, host)
             return
-        now = router.loop.time()
-        inst = rev.pick(now)
-        if inst is None:
-            self._answer(responses.unavailable, rest)
-            return
-
-        rev.requests += 1
-        self._count(inst)
         out = forward_head(
             head,
             self.conn_lines,
@@ -364,6 +373,23 @@ class ClientProtocol(asyncio.Protocol):
             strip=self.strip,
             client_ip=self.client_ip,
         )
+        self._route(rev, out, rest)
+
+    def _route(self, rev: Revision, out: bytes, rest: bytes) -> None:
+        """Send the request to an instance of ``rev``, hold it, or refuse it."""
+        if rev.limit and rev.inflight >= rev.limit:
+            rev.rejected += 1
+            self._answer(responses.too_many, rest)
+            return
+        router = self.router
+        now = router.loop.time()
+        inst = rev.pick(now)
+        if inst is None:
+            self._park(rev, out, rest)
+            return
+
+        rev.requests += 1
+        self._count(inst)
         if self.req_complete:
             self.state = _WAIT
         else:
@@ -383,7 +409,7 @@ class ClientProtocol(asyncio.Protocol):
             # A pooled connection may be closed by the instance just as we write to it;
             # a bodyless idempotent request is then resent once on a new connection.
             complete = self.req_complete and not self.upgrade
-            self.retry_head = out if complete and head.startswith(_RETRYABLE) else None
+            self.retry_head = out if complete and out.startswith(_RETRYABLE) else None
             self._attach(up)
             up.transport.write(out)
         if rest:
@@ -391,6 +417,65 @@ class ClientProtocol(asyncio.Protocol):
                 self._body(rest)
             else:
                 self._hold(rest)  # pipelined, or early bytes of an upgraded protocol
+
+    # -- activator -----------------------------------------------------------------------
+
+    def _park(self, rev: Revision, out: bytes, rest: bytes) -> None:
+        """No instance is ready: wait on ``rev``'s queue, or answer 503 at once."""
+        if rev.hold <= 0 or len(rev.waiters) >= rev.queue:
+            if rev.hold > 0:
+                rev.rejected += 1  # the queue is full
+            self._answer(responses.unavailable, rest)
+            return
+        self.timer = self.router.loop.call_later(rev.hold, self._hold_expired)
+        self.state = _HELD
+        self.held_rev = rev
+        self.held_out = out
+        self.held_rest = rest
+        rev.waiters.append(self)
+        self.router.demand(rev)
+
+    def _unpark(self) -> None:
+        rev = self.held_rev
+        if rev is not None:
+            self.held_rev = None
+            with contextlib.suppress(ValueError):  # released meanwhile
+                rev.waiters.remove(self)
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def unhold(self) -> None:
+        """A new table arrived: route the held request again (see ``Router.release``)."""
+        if self.state != _HELD or self.held_rev is None:
+            return
+        out, rest = self.held_out, self.held_rest + self.backlog
+        self.held_out = self.held_rest = self.backlog = b""
+        rev = self.router.hosts.get(self.key)
+        if rev is None:
+            self._unpark()
+            self.state = _WAIT if self.req_complete else _BODY
+            self._answer(responses.not_found, rest, self.host)
+        elif rev.instances or rev.hold <= 0:
+            self._unpark()
+            self.state = _HEAD  # what _route expects; it sets the state it leaves
+            self._route(rev, out, rest)
+            if self.state == _BODY:
+                self.resume(_PAUSE_BACKLOG)
+        else:
+            self.held_rev = rev  # still nothing ready: keep waiting (and the timer)
+            self.held_out, self.held_rest = out, rest
+            rev.waiters.append(self)
+
+    def _hold_expired(self) -> None:
+        self.timer = None
+        if self.state != _HELD:
+            return
+        rest = self.held_rest + self.backlog
+        self.held_out = self.held_rest = self.backlog = b""
+        self._unpark()
+        self.state = _WAIT if self.req_complete else _BODY
+        self._answer(responses.unavailable, rest)
 
     def _body(self, data: bytes) -> None:
         rest = b""

@@ -12,14 +12,19 @@ control plane → router::
 
 router → control plane::
 
-    {"type": "hello", "router": "host:pid", "pid": 123, "generation": 16 | null,
-     "inflight": {...}, "requests": {...}}            on connect
-    {"type": "ack", "generation": 17, "inflight": {...}, "requests": {...}}
-    {"type": "stats", "generation": 17, "inflight": {...}, "requests": {...}}   every ~1 s
+    {"type": "hello", "router": "host:pid", "pid": 123, "generation": 16 | null, <counts>}
+                                                      on connect
+    {"type": "ack", "generation": 17, <counts>}
+    {"type": "stats", "generation": 17, <counts>}     every ~1 s
+    {"type": "demand", "generation": 17, "revision": "...", <counts>}
+                                                      a request is held for a revision
+                                                      with no ready instance (activator)
     {"type": "error", "generation": 17, "detail": "..."}   a table the router rejected
 
-``inflight`` is ``{revision_id: requests in flight}`` (an open WebSocket counts as one),
-``requests`` is ``{revision_id: total requests since the router started}``. An ack carries
+``<counts>`` are four maps keyed by revision id: ``inflight`` (requests in flight; an open
+WebSocket counts as one), ``held`` (requests waiting for an instance), ``requests`` and
+``rejected`` (totals since the router started: requests routed, and requests refused with
+429 or 503 by admission control or an overflowing hold queue). An ack carries
 the counts as they were right after the switch, so once :meth:`FeedPublisher.wait_applied`
 has returned, :meth:`FeedPublisher.inflight` never reflects the time before the switch; a
 revision that left the table is reported until its count has reached 0, and a revision
@@ -42,7 +47,7 @@ import stat
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 log = logging.getLogger("cloudlet.router.feed")
 
@@ -51,17 +56,38 @@ MAX_LINE = 64 * 1024 * 1024
 _MIN_BACKOFF = 0.05
 _MAX_BACKOFF = 1.0
 
-Stats = tuple[dict[str, int], dict[str, int]]
-
 
 class InstanceSpec(TypedDict):
     id: str
     socket: str  # path of the instance's Unix socket
 
 
+class ScaleSpec(TypedDict):
+    # Requests in flight at once beyond which the router answers 429 (0: no limit).
+    limit: int
+    # How long a request may wait for an instance when none is ready (0: 503 at once).
+    hold: float
+    # Requests that may wait at once; more get 503 at once.
+    queue: int
+
+
+NO_SCALE: ScaleSpec = {"limit": 0, "hold": 0.0, "queue": 0}
+
+
 class RevisionSpec(TypedDict):
     app: str  # the app's slug
-    instances: list[InstanceSpec]  # ready instances only; empty → the router answers 503
+    instances: list[InstanceSpec]  # ready instances only
+    scale: NotRequired[ScaleSpec]  # absent: NO_SCALE
+
+
+class Counts(TypedDict):
+    inflight: dict[str, int]
+    held: dict[str, int]
+    requests: dict[str, int]
+    rejected: dict[str, int]
+
+
+COUNT_KEYS = ("inflight", "held", "requests", "rejected")
 
 
 @dataclass(frozen=True)
@@ -87,6 +113,7 @@ class RouteTable:
                     "instances": [
                         {"id": i["id"], "socket": i["socket"]} for i in spec["instances"]
                     ],
+                    "scale": dict(spec.get("scale", NO_SCALE)),
                 }
                 for rid, spec in self.revisions.items()
             },
@@ -123,8 +150,23 @@ class RouteTable:
                 ):
                     raise ValueError(f"revision {rid!r}: each instance needs an id and a socket")
                 instances.append({"id": inst["id"], "socket": inst["socket"]})
-            specs[str(rid)] = {"app": spec["app"], "instances": instances}
+            specs[str(rid)] = {
+                "app": spec["app"],
+                "instances": instances,
+                "scale": _scale_from_json(rid, spec.get("scale", NO_SCALE)),
+            }
         return cls(generation=generation, hosts=dict(hosts), revisions=specs)
+
+
+def _scale_from_json(rid: str, raw: Any) -> ScaleSpec:
+    if not isinstance(raw, dict):
+        raise ValueError(f"revision {rid!r}: scale must be an object")
+    limit, hold, queue = raw.get("limit", 0), raw.get("hold", 0.0), raw.get("queue", 0)
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (limit, queue)):
+        raise ValueError(f"revision {rid!r}: scale limit and queue must be integers >= 0")
+    if isinstance(hold, bool) or not isinstance(hold, int | float) or not hold >= 0:
+        raise ValueError(f"revision {rid!r}: scale hold must be a number >= 0")
+    return {"limit": limit, "hold": float(hold), "queue": queue}
 
 
 def encode(message: Mapping[str, Any]) -> bytes:
@@ -139,8 +181,7 @@ class _Peer:
     writer: asyncio.StreamWriter
     name: str = "?"
     applied: int | None = None
-    inflight: dict[str, int] = field(default_factory=dict)
-    requests: dict[str, int] = field(default_factory=dict)
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 class FeedPublisher:
@@ -149,8 +190,14 @@ class FeedPublisher:
     All methods must be called from the event loop the publisher was started in.
     """
 
-    def __init__(self, socket_path: str | os.PathLike[str]) -> None:
+    def __init__(
+        self,
+        socket_path: str | os.PathLike[str],
+        on_demand: Callable[[str], None] | None = None,
+    ) -> None:
         self.path = os.fspath(socket_path)
+        # Called with a revision id when a router holds a request for it (activator poke).
+        self.on_demand = on_demand
         self._server: asyncio.AbstractServer | None = None
         self._peers: set[_Peer] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -219,11 +266,26 @@ class FeedPublisher:
 
     def inflight(self) -> dict[str, int]:
         """Requests in flight per revision, summed over connected routers."""
-        return _sum(p.inflight for p in self._peers)
+        return self._sum("inflight")
+
+    def held(self) -> dict[str, int]:
+        """Requests waiting for an instance per revision, summed over connected routers."""
+        return self._sum("held")
 
     def requests(self) -> dict[str, int]:
         """Requests served per revision, summed over connected routers."""
-        return _sum(p.requests for p in self._peers)
+        return self._sum("requests")
+
+    def rejected(self) -> dict[str, int]:
+        """Requests refused (429, or 503 on a full hold queue) per revision."""
+        return self._sum("rejected")
+
+    def _sum(self, key: str) -> dict[str, int]:
+        total: dict[str, int] = {}
+        for peer in self._peers:
+            for rid, n in peer.counts.get(key, {}).items():
+                total[rid] = total.get(rid, 0) + n
+        return total
 
     async def close(self) -> None:
         if self._server is not None:
@@ -266,13 +328,16 @@ class FeedPublisher:
 
     def _handle(self, peer: _Peer, message: dict[str, Any]) -> bool:
         kind = message.get("type")
-        if kind in ("hello", "ack", "stats"):
-            inflight = message.get("inflight")
-            requests = message.get("requests")
-            if isinstance(inflight, dict):
-                peer.inflight = {str(k): int(v) for k, v in inflight.items()}
-            if isinstance(requests, dict):
-                peer.requests = {str(k): int(v) for k, v in requests.items()}
+        if kind in ("hello", "ack", "stats", "demand"):
+            for key in COUNT_KEYS:
+                counts = message.get(key)
+                if isinstance(counts, dict):
+                    peer.counts[key] = {str(k): int(v) for k, v in counts.items()}
+        if kind == "demand":
+            revision = message.get("revision")
+            if isinstance(revision, str) and self.on_demand is not None:
+                self.on_demand(revision)
+            return False
         if kind == "hello":
             peer.name = str(message.get("router", "?"))
             log.info("feed: router %s connected", peer.name)
@@ -295,14 +360,6 @@ class FeedPublisher:
         if self._changed is not None:
             async with self._changed:
                 self._changed.notify_all()
-
-
-def _sum(reports: Any) -> dict[str, int]:
-    total: dict[str, int] = {}
-    for report in reports:
-        for rid, n in report.items():
-            total[rid] = total.get(rid, 0) + n
-    return total
 
 
 def _remove_stale_socket(path: str) -> None:
@@ -330,7 +387,7 @@ def _remove_stale_socket(path: str) -> None:
 class FeedClient:
     """Keeps a router connected to the control plane's feed (router side).
 
-    ``apply`` installs a table; ``stats`` returns ``(inflight, requests)``. While the
+    ``apply`` installs a table; ``stats`` returns the :class:`Counts`. While the
     control plane is unreachable the router keeps its last table.
     """
 
@@ -338,7 +395,7 @@ class FeedClient:
         self,
         socket_path: str | os.PathLike[str],
         apply: Callable[[RouteTable], None],
-        stats: Callable[[], Stats],
+        stats: Callable[[], Counts],
         *,
         interval: float = 1.0,
         name: str | None = None,
@@ -383,8 +440,10 @@ class FeedClient:
                 self._writer = None
                 reporter.cancel()
                 writer.close()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await reporter
+                # Not `await reporter` under suppress(CancelledError): that would also
+                # swallow a cancellation of run() itself arriving here, and run() would
+                # go on reconnecting while the router waits for it to end.
+                await asyncio.wait([reporter])
             log.warning(
                 "feed: disconnected; serving generation %s until reconnected", self.generation
             )
@@ -392,6 +451,10 @@ class FeedClient:
     def poke(self) -> None:
         """Report the counts now instead of at the next tick."""
         self._send("stats")
+
+    def demand(self, revision_id: str) -> None:
+        """Ask the control plane for an instance of ``revision_id`` (a request is held)."""
+        self._send("demand", revision=revision_id)
 
     async def _follow(self, reader: asyncio.StreamReader) -> None:
         while line := await reader.readline():
@@ -426,6 +489,6 @@ class FeedClient:
             return
         message: dict[str, Any] = {"type": kind, "generation": self.generation}
         if kind != "error":
-            message["inflight"], message["requests"] = self._stats()
+            message.update(self._stats())
         message.update(extra)
         writer.write(encode(message))

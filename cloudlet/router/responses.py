@@ -64,6 +64,16 @@ def unavailable(*, close: bool, head_only: bool) -> bytes:
     )
 
 
+def too_many(*, close: bool, head_only: bool) -> bytes:
+    return response(
+        b"429 Too Many Requests",
+        b"This app is at its capacity. Retry in a moment.\n",
+        close=close,
+        head_only=head_only,
+        extra=b"retry-after: 1\r\n",
+    )
+
+
 def bad_gateway(*, close: bool, head_only: bool) -> bytes:
     return response(
         b"502 Bad Gateway",

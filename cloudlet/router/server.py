@@ -27,6 +27,7 @@ async def serve(host: str, port: int, feed_path: str, config: RouterConfig) -> N
         loop.call_soon(feed.poke)
 
     router.on_drained = drained
+    router.on_demand = feed.demand
 
     server = await loop.create_server(
         lambda: ClientProtocol(router), host, port, backlog=4096, reuse_address=True

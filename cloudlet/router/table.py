@@ -5,17 +5,23 @@ starts afterwards sees it whole. Revision and instance objects that survive the 
 kept (with their counts and pooled connections); ones that leave are *retired*: their idle
 connections close at once, their busy ones when their exchange ends, and a retired
 revision is reported until its in-flight count reaches zero.
+
+Activator: a request for a revision with no ready instance waits in the revision's
+bounded queue (``waiters``) while the control plane is asked for an instance
+(``on_demand``); the table that brings one releases the queue. Admission: a revision with
+``limit`` requests in flight gets 429 for more.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from cloudlet.router.config import RouterConfig
-from cloudlet.router.feed import RouteTable
+from cloudlet.router.feed import NO_SCALE, Counts, RouteTable
 from cloudlet.router.heads import table_key
 from cloudlet.router.pool import Instance
 
@@ -28,8 +34,27 @@ log = logging.getLogger("cloudlet.router")
 _DOWN_PENALTY = 1 << 30
 
 
+# While requests wait, the demand for an instance is repeated this often (a control plane
+# that restarted, or missed the first one).
+DEMAND_EVERY = 1.0
+
+
 class Revision:
-    __slots__ = ("app", "id", "inflight", "instances", "requests", "retired", "rr")
+    __slots__ = (
+        "app",
+        "demanded_at",
+        "hold",
+        "id",
+        "inflight",
+        "instances",
+        "limit",
+        "queue",
+        "rejected",
+        "requests",
+        "retired",
+        "rr",
+        "waiters",
+    )
 
     def __init__(self, revision_id: str, app: str) -> None:
         self.id = revision_id
@@ -37,8 +62,14 @@ class Revision:
         self.instances: list[Instance] = []
         self.inflight = 0
         self.requests = 0
+        self.rejected = 0
         self.rr = 0
         self.retired = False
+        self.limit = 0  # 429 at this many in flight; 0: no limit
+        self.hold = 0.0  # how long a request may wait for an instance; 0: 503 at once
+        self.queue = 0  # how many may wait
+        self.waiters: deque[ClientProtocol] = deque()
+        self.demanded_at = float("-inf")
 
     def __repr__(self) -> str:
         return f"<Revision {self.id} app={self.app} instances={len(self.instances)}>"
@@ -87,6 +118,8 @@ class Router:
         # Called when a retired revision's in-flight count reaches zero (the feed reports
         # it at once, so the control plane can stop the old instances sooner).
         self.on_drained: Callable[[], None] | None = None
+        # Called with a revision id when a request waits for an instance of it.
+        self.on_demand: Callable[[str], None] | None = None
 
     # -- table -------------------------------------------------------------------------
 
@@ -112,6 +145,8 @@ class Router:
                 gone.retire()
             rev.instances = instances
             rev.rr = 0
+            scale = spec.get("scale", NO_SCALE)
+            rev.limit, rev.hold, rev.queue = scale["limit"], scale["hold"], scale["queue"]
             revisions[rid] = rev
         for rid, rev in old.items():
             if rid not in revisions:
@@ -132,6 +167,9 @@ class Router:
         self.revisions = revisions
         self.hosts = hosts
         self.generation = table.generation
+        for rev in list(old.values()) + list(revisions.values()):
+            if rev.waiters:
+                self.release(rev)
         log.info(
             "applied table generation %s: %d hosts, %d revisions",
             table.generation,
@@ -141,23 +179,44 @@ class Router:
 
     # -- reporting ---------------------------------------------------------------------
 
-    def stats(self) -> tuple[dict[str, int], dict[str, int]]:
-        """(in-flight, request totals) per revision, including retired ones still draining.
+    def stats(self) -> Counts:
+        """Counts per revision, including retired ones still draining.
 
-        A retired revision is reported once with 0 and then forgotten.
+        A retired revision is reported once with 0 in flight and then forgotten.
         """
-        inflight: dict[str, int] = {}
-        requests: dict[str, int] = {}
+        counts: Counts = {"inflight": {}, "held": {}, "requests": {}, "rejected": {}}
+        inflight, held = counts["inflight"], counts["held"]
+        requests, rejected = counts["requests"], counts["rejected"]
         for rid, rev in self.revisions.items():
             inflight[rid] = rev.inflight
             requests[rid] = rev.requests
+            if rev.waiters:
+                held[rid] = len(rev.waiters)
+            if rev.rejected:
+                rejected[rid] = rev.rejected
         for rid, rev in list(self.retired.items()):
             inflight[rid] = rev.inflight
             requests[rid] = rev.requests
             if rev.inflight <= 0:
                 del self.retired[rid]
                 self.totals[rid] = rev.requests
-        return inflight, requests
+        return counts
+
+    # -- activator -----------------------------------------------------------------------
+
+    def demand(self, rev: Revision) -> None:
+        """Ask for an instance of ``rev`` (at most once per DEMAND_EVERY)."""
+        now = self.loop.time()
+        if now - rev.demanded_at >= DEMAND_EVERY and self.on_demand is not None:
+            rev.demanded_at = now
+            self.on_demand(rev.id)
+
+    def release(self, rev: Revision) -> None:
+        """Route the requests waiting on ``rev`` again (a new table arrived): to an
+        instance, back into a queue if there is still none, or to an error page."""
+        waiters = rev.waiters
+        for _ in range(len(waiters)):
+            waiters.popleft().unhold()
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` as a task (only to open instance connections: never per request
@@ -179,6 +238,8 @@ class Router:
             for inst in rev.instances:
                 if inst.idle:
                     inst.sweep(now)
+            if rev.waiters:
+                self.demand(rev)
         limit = now - self.config.keepalive_timeout
         for conn in [c for c in self.connections if c.idle_since(limit)]:
             conn.expire()

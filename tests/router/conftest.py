@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from cloudlet.router.feed import FeedPublisher, RouteTable
+from cloudlet.router.feed import NO_SCALE, FeedPublisher, RouteTable, ScaleSpec
 
 REPO = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
@@ -276,7 +276,9 @@ class Publisher:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        self.pub = FeedPublisher(path)
+        # Revisions routers asked an instance for (activator demand), in order.
+        self.demanded: list[str] = []
+        self.pub = FeedPublisher(path, on_demand=self.demanded.append)
         self.call(self.pub.start())
 
     def call(self, coro: Coroutine[Any, Any, T]) -> T:
@@ -296,6 +298,18 @@ class Publisher:
             return self.pub.inflight()
 
         return self.call(inflight())
+
+    def held(self) -> dict[str, int]:
+        async def held() -> dict[str, int]:
+            return self.pub.held()
+
+        return self.call(held())
+
+    def rejected(self) -> dict[str, int]:
+        async def rejected() -> dict[str, int]:
+            return self.pub.rejected()
+
+        return self.call(rejected())
 
     def routers(self) -> int:
         async def routers() -> int:
@@ -383,11 +397,15 @@ class Router:
         ]
 
 
-def make_table(hosts: dict[str, str], revisions: dict[str, list[Instance]]) -> RouteTable:
+def make_table(
+    hosts: dict[str, str],
+    revisions: dict[str, list[Instance]],
+    scale: ScaleSpec = NO_SCALE,
+) -> RouteTable:
     return RouteTable(
         hosts=hosts,
         revisions={
-            rid: {"app": rid, "instances": [i.spec for i in insts]}
+            rid: {"app": rid, "instances": [i.spec for i in insts], "scale": scale}
             for rid, insts in revisions.items()
         },
     )

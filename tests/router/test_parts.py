@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from cloudlet.router.chunked import ChunkedError, ChunkedScanner
-from cloudlet.router.feed import FeedClient, FeedPublisher, RouteTable
+from cloudlet.router.feed import NO_SCALE, Counts, FeedClient, FeedPublisher, RouteTable
 from cloudlet.router.heads import forward_head, forwarded_lines, host_key, strip_lines
 
 BODY = b"4\r\nWiki\r\n6;name=value\r\npedia \r\nE\r\nin \r\n\r\nchunks.\r\n0\r\nTrailer: x\r\n\r\n"
@@ -122,11 +122,23 @@ def test_route_table_round_trip_and_validation() -> None:
     table = RouteTable(
         generation=3,
         hosts={"a.localhost": "r1"},
-        revisions={"r1": {"app": "a", "instances": [{"id": "i1", "socket": "/s.sock"}]}},
+        revisions={
+            "r1": {
+                "app": "a",
+                "instances": [{"id": "i1", "socket": "/s.sock"}],
+                "scale": {"limit": 70, "hold": 10.0, "queue": 100},
+            }
+        },
     )
     data = json.loads(json.dumps(table.to_json()))
     assert RouteTable.from_json(data) == table
+    # A table without scale settings (an older control plane) means: no limit, no hold.
+    del data["revisions"]["r1"]["scale"]
+    assert RouteTable.from_json(data).revisions["r1"]["scale"] == NO_SCALE
     for bad in (
+        {"revisions": {"r1": {"app": "a", "instances": [], "scale": {"limit": -1}}}},
+        {"revisions": {"r1": {"app": "a", "instances": [], "scale": {"hold": "1"}}}},
+        {"revisions": {"r1": {"app": "a", "instances": [], "scale": []}}},
         {"generation": "1"},
         {"hosts": {"a": 1}},
         {"revisions": {"r1": {"app": "a", "instances": [{"id": "i1"}]}}},
@@ -145,13 +157,21 @@ def feed_path() -> Path:
 
 def test_feed_applies_acks_and_reports(feed_path: Path) -> None:
     async def scenario() -> None:
-        publisher = FeedPublisher(feed_path)
+        demanded: list[str] = []
+        publisher = FeedPublisher(feed_path, on_demand=demanded.append)
         await publisher.start()
         applied: list[RouteTable] = []
         counts = {"r1": 2}
-        client = FeedClient(
-            feed_path, applied.append, lambda: (dict(counts), {"r1": 7}), interval=0.05
-        )
+
+        def stats() -> Counts:
+            return {
+                "inflight": dict(counts),
+                "held": {"r1": 3},
+                "requests": {"r1": 7},
+                "rejected": {"r1": 1},
+            }
+
+        client = FeedClient(feed_path, applied.append, stats, interval=0.05)
         runner = asyncio.create_task(client.run())
         try:
             table = RouteTable(
@@ -163,6 +183,12 @@ def test_feed_applies_acks_and_reports(feed_path: Path) -> None:
             assert applied[-1].hosts == {"a.localhost": "r1"}
             assert publisher.inflight() == {"r1": 2}
             assert publisher.requests() == {"r1": 7}
+            assert publisher.held() == {"r1": 3}
+            assert publisher.rejected() == {"r1": 1}
+            client.demand("r1")
+            while not demanded:  # noqa: ASYNC110 - waiting for the message
+                await asyncio.sleep(0.01)
+            assert demanded == ["r1"]
             counts["r1"] = 0
             while publisher.inflight() != {"r1": 0}:  # noqa: ASYNC110 - polling a report
                 await asyncio.sleep(0.01)
@@ -226,13 +252,20 @@ def test_feed_client_refuses_a_bad_table_and_keeps_the_last(feed_path: Path) -> 
 
         server = await asyncio.start_unix_server(control_plane, str(feed_path))
         applied: list[RouteTable] = []
-        client = FeedClient(feed_path, applied.append, lambda: ({}, {}), interval=60)
+        client = FeedClient(
+            feed_path,
+            applied.append,
+            lambda: {"inflight": {}, "held": {}, "requests": {}, "rejected": {}},
+            interval=60,
+        )
         runner = asyncio.create_task(client.run())
         try:
             hello = await asyncio.wait_for(lines.get(), 30)
             assert hello["type"] == "hello"
             good = RouteTable(
-                generation=5, hosts={"a": "r1"}, revisions={"r1": {"app": "a", "instances": []}}
+                generation=5,
+                hosts={"a": "r1"},
+                revisions={"r1": {"app": "a", "instances": [], "scale": NO_SCALE}},
             )
             writers[0].write(json.dumps({"type": "table", **good.to_json()}).encode() + b"\n")
             ack = await asyncio.wait_for(lines.get(), 30)
