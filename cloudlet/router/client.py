@@ -208,6 +208,7 @@ class ClientProtocol(asyncio.Protocol):
         tunnel = self.state == _TUNNEL
         if self.state == _HELD:
             self._unpark()
+        self._cancel_timer()
         self.state = _CLOSED
         self.router.connections.discard(self)
         up = self.upstream
@@ -425,9 +426,11 @@ class ClientProtocol(asyncio.Protocol):
         if rev.hold <= 0 or len(rev.waiters) >= rev.queue:
             if rev.hold > 0:
                 rev.rejected += 1  # the queue is full
+            self._cancel_timer()
             self._answer(responses.unavailable, rest)
             return
-        self.timer = self.router.loop.call_later(rev.hold, self._hold_expired)
+        if self.timer is None:  # the hold is bounded once, however often it is retried
+            self.timer = self.router.loop.call_later(rev.hold, self._hold_expired)
         self.state = _HELD
         self.held_rev = rev
         self.held_out = out
@@ -441,6 +444,8 @@ class ClientProtocol(asyncio.Protocol):
             self.held_rev = None
             with contextlib.suppress(ValueError):  # released meanwhile
                 rev.waiters.remove(self)
+
+    def _cancel_timer(self) -> None:
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
@@ -454,12 +459,15 @@ class ClientProtocol(asyncio.Protocol):
         rev = self.router.hosts.get(self.key)
         if rev is None:
             self._unpark()
+            self._cancel_timer()
             self.state = _WAIT if self.req_complete else _BODY
             self._answer(responses.not_found, rest, self.host)
         elif rev.instances or rev.hold <= 0:
             self._unpark()
             self.state = _HEAD  # what _route expects; it sets the state it leaves
             self._route(rev, out, rest)
+            if self.state != _HELD:
+                self._cancel_timer()  # (a failed connect may still park it again)
             if self.state == _BODY:
                 self.resume(_PAUSE_BACKLOG)
         else:
@@ -578,8 +586,14 @@ class ClientProtocol(asyncio.Protocol):
         now = self.router.loop.time()
         nxt = rev.pick(now, tried) if rev is not None else None
         if nxt is None:
+            pending = self.pending
             self.pending = None
             self.tried = None
+            if rev is not None and rev.hold > 0 and self.state == _WAIT and not self.upgrade:
+                # Every instance refused (crashed, restarting): the whole request is here,
+                # so wait for a table with a live one, as for an app at zero.
+                self._park(rev, bytes(pending), b"")
+                return
             self._answer(responses.bad_gateway, b"")
             return
         self._count(nxt)

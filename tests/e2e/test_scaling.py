@@ -164,3 +164,21 @@ def test_team_instance_limit_refuses_at_once_and_says_why(
         r = httpx.patch(limits, json={"max_instances": None}, headers=platform.admin)
         assert r.status_code == 200, r.text
     wait_for(lambda: platform.app_get(second["slug"], "/").status_code == 200, "served again")
+
+
+def test_instance_crash_mid_request_is_a_502_and_the_next_request_succeeds(
+    platform: Cloudlet, tmp_path: Path
+) -> None:
+    app = deploy(platform, tmp_path, "crash")
+    scaling(platform, app["id"], min_instances=1, max_instances=1)
+    first_pid = platform.app_get(app["slug"], "/").json()["pid"]
+    crashed = httpx.post(
+        f"http://127.0.0.1:{platform.router_port}/crash",
+        headers={"Host": f"{app['slug']}.localhost"},
+        timeout=WAIT,
+    )
+    assert crashed.status_code == 502
+    # The only instance is gone; the next request waits for its restart.
+    after = platform.app_get(app["slug"], "/")
+    assert after.status_code == 200
+    assert after.json()["pid"] != first_pid

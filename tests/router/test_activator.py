@@ -169,3 +169,26 @@ def test_pipelined_requests_behind_a_held_one_keep_their_order(cluster: Cluster)
         data += chunk
     sock.shutdown(socket.SHUT_RDWR)
     sock.close()
+
+
+def test_request_to_a_dead_instance_waits_for_its_replacement(cluster: Cluster) -> None:
+    """The only instance crashed (its socket file left behind): the next request waits
+    for a table with a live instance instead of getting a 502."""
+    dead = cluster.instance("k1", "r1")
+    publisher = cluster.start_publisher()
+    router = cluster.router()
+    cluster.publish(make_table({"a.localhost": "r1"}, {"r1": [dead]}, HOLD))
+    dead.kill()
+
+    def get() -> httpx.Response:
+        with router.client() as client:
+            return client.get("/")
+
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(get)
+        wait_until(lambda: publisher.held().get("r1") == 1, "the held request")
+        replacement = cluster.instance("k2", "r1")
+        cluster.publish(make_table({"a.localhost": "r1"}, {"r1": [replacement]}, HOLD))
+        r = waiting.result(WAIT)
+        assert r.status_code == 200
+        assert r.json()["instance"] == "k2"

@@ -1,6 +1,7 @@
 import asyncio
 import logging
 import os
+import signal
 
 from fastapi import FastAPI
 
@@ -19,3 +20,10 @@ async def root() -> dict[str, object]:
 async def slow(seconds: float = 0.2) -> dict[str, float]:
     await asyncio.sleep(seconds)
     return {"slept": seconds}
+
+
+@app.post("/crash")
+async def crash() -> None:
+    """Dies mid-request, as a segfaulting extension or the OOM killer would."""
+    await asyncio.sleep(0.05)
+    os.kill(os.getpid(), signal.SIGKILL)
