@@ -57,6 +57,7 @@ HOLD_FACTOR = 3.5
 FAILED_START_BACKOFF_S = 5.0
 # Live apps are read from the store at most this often (and at once on a change).
 REFRESH_S = 5.0
+UNLIMITED = 1 << 30
 
 
 @dataclass
@@ -175,19 +176,13 @@ class Autoscaler:
             samples.popleft()
         if observed > 0:
             rev.last_busy = now
-        target = rev.scaling.target_concurrency * TARGET_UTILISATION
-        average = sum(n for _, n in samples) / len(samples)
-        desired = max(math.ceil(observed / target), math.ceil(average / target))
-        current = self._current(rev)
-        # Zero is decided by idle time alone (the average lags the last request by up to
-        # the stable window); until then one instance stays warm.
-        if now - rev.last_busy >= rev.scaling.scale_to_zero_after_s:
-            desired = 0
-        elif desired == 0 and current > 0:
-            desired = 1
-        if desired < current:
-            desired = max(desired, current // 2)  # at most halve per decision
-        return max(rev.scaling.min_instances, min(rev.scaling.max_instances, desired))
+        return desired_instances(
+            rev.scaling,
+            observed=observed,
+            average=sum(n for _, n in samples) / len(samples),
+            current=self._current(rev),
+            idle_s=now - rev.last_busy,
+        )
 
     def _current(self, rev: _Revision) -> int:
         ready = self.platform.runtime.instances(rev.revision_id)
@@ -217,15 +212,9 @@ class Autoscaler:
         """How many more instances the revision's team may start now."""
         limits = self._teams.get(rev.team_id)
         if limits is None:
-            return 1 << 30
+            return UNLIMITED
         used = sum(self._current(r) for r in self._revisions.values() if r.team_id == rev.team_id)
-        room = 1 << 30
-        if limits.max_instances is not None:
-            room = min(room, limits.max_instances - used)
-        if limits.max_memory_mb is not None:
-            per_instance = self.platform.settings.memory_limit_mb
-            room = min(room, limits.max_memory_mb // per_instance - used)
-        return max(0, room)
+        return team_room(limits, used, self.platform.settings.memory_limit_mb)
 
     # -- acting --------------------------------------------------------------------------
 
@@ -341,6 +330,38 @@ class Autoscaler:
             return None
         env = await platform.pipeline.app_env(deployment.app_id)
         return platform.pipeline.spec_for(deployment, deployment.build_result, env)
+
+
+def desired_instances(
+    scaling: Scaling, *, observed: int, average: float, current: int, idle_s: float
+) -> int:
+    """Instances a revision should run.
+
+    ``observed``: requests in flight and held now; ``average``: over the stable window;
+    ``current``: instances ready or starting; ``idle_s``: since the last request.
+    """
+    target = scaling.target_concurrency * TARGET_UTILISATION
+    # Up at once on the current value, down only as the window's average comes down.
+    desired = max(math.ceil(observed / target), math.ceil(average / target))
+    # Zero is decided by idle time alone (the average lags the last request by up to the
+    # stable window); until then one instance stays warm.
+    if idle_s >= scaling.scale_to_zero_after_s:
+        desired = 0
+    elif desired == 0 and current > 0:
+        desired = 1
+    if desired < current:
+        desired = max(desired, current // 2)  # at most halve per decision
+    return max(scaling.min_instances, min(scaling.max_instances, desired))
+
+
+def team_room(limits: TeamLimits, used: int, memory_limit_mb: int) -> int:
+    """How many more instances fit in a team's caps, with ``used`` running or starting."""
+    room = UNLIMITED
+    if limits.max_instances is not None:
+        room = min(room, limits.max_instances - used)
+    if limits.max_memory_mb is not None:
+        room = min(room, limits.max_memory_mb // memory_limit_mb - used)
+    return max(0, room)
 
 
 def _describe(limits: TeamLimits | None) -> str:
