@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 
@@ -55,8 +54,8 @@ async def serve(host: str, port: int, feed_path: str, config: RouterConfig) -> N
             conn.transport.abort()
         for task in (feed_task, tick_task):
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # Bounded: a task that swallowed its cancellation must not keep the router alive.
+        await asyncio.wait((feed_task, tick_task), timeout=5)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
     log.info("router stopped")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +12,7 @@ import httpx
 import pytest
 
 from .conftest import Cloudlet, copy_app, running_cloudlet
+from .load import Probe, load
 
 pytestmark = pytest.mark.slow
 
@@ -52,35 +52,17 @@ def test_redeploy_under_load_has_zero_failures(platform: Cloudlet, tmp_path: Pat
     first = ci_deploy(platform, path, app["id"], token)
     assert first.returncode == 0, first.stdout + first.stderr + platform.output()
 
-    failures: list[str] = []
     seen_pids: set[int] = set()
-    count = 0
-    stop = threading.Event()
 
-    def load(keepalive: bool) -> None:
-        nonlocal count
-        client = httpx.Client(timeout=30) if keepalive else None
-        while not stop.is_set():
-            try:
-                if client is not None:
-                    r = client.get(
-                        f"http://127.0.0.1:{platform.router_port}/slow?seconds=0.05",
-                        headers={"Host": f"{app['slug']}.localhost"},
-                    )
-                else:
-                    r = platform.app_get(app["slug"])
-                if r.status_code != 200:
-                    failures.append(f"{r.status_code} {r.text[:200]}")
-                elif not keepalive:
-                    seen_pids.add(r.json()["pid"])
-                count += 1
-            except httpx.HTTPError as exc:
-                failures.append(repr(exc))
+    def record_pid(r: httpx.Response) -> None:
+        seen_pids.add(r.json()["pid"])
 
-    threads = [threading.Thread(target=load, args=(k,)) for k in (True, True, False, False)]
-    for t in threads:
-        t.start()
-    try:
+    with load(
+        platform.router_port,
+        f"{app['slug']}.localhost",
+        [Probe("/slow?seconds=0.05")],
+        fresh_probes=[Probe("/", check=record_pid)],
+    ) as traffic:
         (path / "app" / "main.py").write_text(
             (path / "app" / "main.py").read_text().replace('"async_uvlock"', '"async_uvlock v2"')
         )
@@ -91,12 +73,8 @@ def test_redeploy_under_load_has_zero_failures(platform: Cloudlet, tmp_path: Pat
             assert time.monotonic() < deadline, "the new revision never took traffic"
             time.sleep(0.2)
         time.sleep(2)  # keep the load on while the old revision drains and stops
-    finally:
-        stop.set()
-        for t in threads:
-            t.join()
-    assert failures == [], failures[:10]
-    assert count > 50
+    assert traffic.failures == [], traffic.failures[:10]
+    assert traffic.requests > 50
     assert len(seen_pids) >= 2  # both revisions served
 
 
