@@ -1,8 +1,9 @@
-"""The web dashboard: sign-in, device-login approval, and read-only pages for teams and apps.
+"""The web dashboard: sign-in, device-login approval, pages for teams and apps, and the one
+setting an app page changes: its scaling.
 
-Server-rendered pages; htmx (static/htmx.min.js) only adds live refresh on top, every page
-works without JavaScript. URLs follow the ones the CLI builds (contract §4.7) and the
-`dashboard_url` the API returns for a deployment.
+Server-rendered pages; htmx (static/htmx.min.js) only adds live refresh and in-place form
+answers on top, every page works without JavaScript. URLs follow the ones the CLI builds
+(contract §4.7) and the `dashboard_url` the API returns for a deployment.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cloudlet.api.auth import PlatformDep, SessionDep, resolve_token
 from cloudlet.api.login import decide_device_login, issue_user_token, public_base
 from cloudlet.control.platform import Platform
+from cloudlet.dashboard import scaling as scaling_panel
 from cloudlet.dashboard.render import (
     DONE,
     STATIC_DIR,
@@ -43,6 +45,7 @@ from cloudlet.dashboard.session import (
     new_login_csrf,
     safe_next,
 )
+from cloudlet.scaling import FIELDS
 from cloudlet.statuses import DOMAIN_FAILED, DOMAIN_LIVE
 from cloudlet.store.models import (
     App,
@@ -426,16 +429,16 @@ def _variable_rows(platform: Platform, rows: list[EnvironmentVariable]) -> list[
     return result
 
 
-@router.get("/{team_slug}/apps/{app_slug}")
-async def app_overview(
-    team_slug: str,
-    app_slug: str,
+async def _app_page(
     request: Request,
-    platform: PlatformDep,
-    session: SessionDep,
-    visitor: VisitorDep,
+    platform: Platform,
+    session: AsyncSession,
+    visitor: Visitor,
+    team: Team,
+    app: App,
+    scaling: dict[str, Any],
+    status_code: int = 200,
 ) -> Response:
-    team, app = await app_by_slug(session, visitor.user, team_slug, app_slug)
     total = await session.scalar(
         select(func.count()).select_from(Deployment).where(Deployment.app_id == app.id)
     )
@@ -479,8 +482,103 @@ async def app_overview(
         variables=_variable_rows(platform, list(variables)),
         domains=[{"domain": d, "state": _domain_state(d)} for d in domains],
         tokens=tokens,
+        scaling=scaling,
     )
-    return render(request, "app.html", context)
+    return render(request, "app.html", context, status_code=status_code)
+
+
+@router.get("/{team_slug}/apps/{app_slug}")
+async def app_overview(
+    team_slug: str,
+    app_slug: str,
+    request: Request,
+    platform: PlatformDep,
+    session: SessionDep,
+    visitor: VisitorDep,
+) -> Response:
+    team, app = await app_by_slug(session, visitor.user, team_slug, app_slug)
+    scaling = scaling_panel.panel_context(platform, team, app)
+    return await _app_page(request, platform, session, visitor, team, app, scaling)
+
+
+# -- scaling ---------------------------------------------------------------------------------
+
+
+@router.get("/{team_slug}/apps/{app_slug}/scaling/live")
+async def scaling_live(
+    team_slug: str,
+    app_slug: str,
+    request: Request,
+    platform: PlatformDep,
+    session: SessionDep,
+    visitor: VisitorDep,
+) -> Response:
+    """The htmx fragment: the Scaling panel's state, live numbers and settings."""
+    team, app = await app_by_slug(session, visitor.user, team_slug, app_slug)
+    context = {
+        "team": team,
+        "app": app,
+        "scaling": scaling_panel.panel_context(platform, team, app),
+    }
+    return render(request, "fragments/scaling_live.html", context)
+
+
+@router.post("/{team_slug}/apps/{app_slug}/scaling")
+async def scaling_update(
+    team_slug: str,
+    app_slug: str,
+    request: Request,
+    platform: PlatformDep,
+    session: SessionDep,
+    visitor: OptionalVisitor,
+    min_instances: Annotated[str, Form()] = "",
+    max_instances: Annotated[str, Form()] = "",
+    target_concurrency: Annotated[str, Form()] = "",
+    scale_to_zero_after_s: Annotated[str, Form()] = "",
+    capacity_share: Annotated[str, Form()] = "",
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    """The Scaling panel's form. With htmx the answer is the panel alone (field errors
+    included, so 200: htmx swaps only successful answers); without, the app page again."""
+    page = f"/{team_slug}/apps/{app_slug}"
+    if visitor is None:
+        raise SignInRequired(page, clear_cookie=SESSION_COOKIE in request.cookies)
+    team, app = await app_by_slug(session, visitor.user, team_slug, app_slug)
+    if not csrf_valid(visitor.csrf, csrf):
+        context = await page_context(
+            session,
+            visitor,
+            team,
+            title="Settings not saved",
+            message="This change did not come from a Cloudlet page. "
+            "Go back, reload the page and try again.",
+        )
+        return render(request, "message.html", context, status_code=403)
+    values = {
+        "min_instances": min_instances,
+        "max_instances": max_instances,
+        "target_concurrency": target_concurrency,
+        "scale_to_zero_after_s": scale_to_zero_after_s,
+        "capacity_share": capacity_share,
+    }
+    htmx = bool(request.headers.get("hx-request"))
+    scaling, errors = scaling_panel.parse_form(values)
+    if scaling is None:
+        panel = scaling_panel.panel_context(platform, team, app, values=values, errors=errors)
+        if htmx:
+            context = {"visitor": visitor, "team": team, "app": app, "scaling": panel}
+            return render(request, "fragments/scaling_panel.html", context)
+        return await _app_page(request, platform, session, visitor, team, app, panel, 422)
+    # Every setting is posted, so nothing is merged with the row: no lock needed for min <= max.
+    for name in FIELDS:
+        setattr(app, name, getattr(scaling, name))
+    await session.commit()
+    await platform.scaling_changed(app.id)
+    if not htmx:
+        return RedirectResponse(f"{page}#scaling", status_code=303)
+    panel = scaling_panel.panel_context(platform, team, app, saved=True)
+    context = {"visitor": visitor, "team": team, "app": app, "scaling": panel}
+    return render(request, "fragments/scaling_panel.html", context)
 
 
 @router.get("/{team_slug}/apps/{app_slug}/integrations/connect")
