@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> None:
         pool_max_idle=args.pool_max_idle,
         upstream_idle_timeout=args.upstream_idle_timeout,
         drain_timeout=args.drain_timeout,
+        fd_limit=limit,
     )
     host, port = args.bind
     coro = serve(host, port, args.feed, config)

@@ -210,7 +210,10 @@ class ClientProtocol(asyncio.Protocol):
             self._unpark()
         self._cancel_timer()
         self.state = _CLOSED
-        self.router.connections.discard(self)
+        router = self.router
+        router.connections.discard(self)
+        if router.starved:
+            router.serve_starved()  # a file descriptor came free
         up = self.upstream
         if up is not None:
             self.upstream = None
@@ -405,7 +408,7 @@ class ClientProtocol(asyncio.Protocol):
         if up is None:
             self.retry_head = None
             self.pending = bytearray(out)
-            router.spawn(inst.connect(self))
+            router.open_for(inst, self)
         else:
             # A pooled connection may be closed by the instance just as we write to it;
             # a bodyless idempotent request is then resent once on a new connection.
@@ -572,6 +575,10 @@ class ClientProtocol(asyncio.Protocol):
         up.transport.write(pending)
         self.resume(_PAUSE_PENDING)
 
+    def wants(self, inst: Instance) -> bool:
+        """Still waiting for a connection to ``inst`` (see ``Router.open_for``)."""
+        return self.pending is not None and self.inst is inst and self.state < _CLOSING
+
     def connect_failed(self, inst: Instance) -> None:
         """Opening a connection to ``inst`` failed: nothing was sent, so try another."""
         if self.pending is None or self.inst is not inst or self.state >= _CLOSING:
@@ -599,7 +606,7 @@ class ClientProtocol(asyncio.Protocol):
         self._count(nxt)
         up = nxt.acquire(now)
         if up is None:
-            self.router.spawn(nxt.connect(self))
+            self.router.open_for(nxt, self)
         else:
             self.connected(up)
 
@@ -618,7 +625,7 @@ class ClientProtocol(asyncio.Protocol):
         if head is not None and up.reused and inst is not None and self.state == _WAIT:
             self.retry_head = None
             self.pending = bytearray(head)
-            self.router.spawn(inst.connect(self))
+            self.router.open_for(inst, self)
             return
         self._uncount()
         self._answer(responses.bad_gateway, b"")

@@ -24,3 +24,9 @@ class RouterConfig:
     drain_timeout: float = 30.0
     # How often the router reports in-flight counts over the feed.
     stats_interval: float = 1.0
+    # The process's open-files limit (0: unknown). Each client and each instance connection
+    # is a file descriptor; near the limit, requests wait for a pooled instance connection
+    # to come free instead of failing to open one (EMFILE).
+    fd_limit: int = 0
+    # Descriptors kept for everything else: the listener, the feed, logs, the event loop.
+    fd_reserve: int = 64

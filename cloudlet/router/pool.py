@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from typing import TYPE_CHECKING
 
 from cloudlet.router.upstream import UpstreamProtocol
@@ -28,6 +29,7 @@ class Instance:
         "retired",
         "revision",
         "router",
+        "waiting",
     )
 
     def __init__(self, router: Router, revision: Revision, instance_id: str, path: str) -> None:
@@ -40,6 +42,8 @@ class Instance:
         self.idle: list[UpstreamProtocol] = []
         self.retired = False
         self.down_until = 0.0
+        # Clients waiting for a connection to come free (open files at the limit).
+        self.waiting: deque[ClientProtocol] = deque()
 
     def __repr__(self) -> str:
         return f"<Instance {self.revision.id}/{self.id} {self.path}>"
@@ -57,7 +61,17 @@ class Instance:
         return None
 
     def release(self, up: UpstreamProtocol, now: float) -> None:
-        if self.retired or up.closed or len(self.idle) >= self.router.config.pool_max_idle:
+        if self.retired or up.closed:
+            up.close()
+            return
+        waiting = self.waiting
+        while waiting:
+            client = waiting.popleft()
+            if client.wants(self):  # straight to a request that waits for one
+                up.reused = True
+                client.connected(up)
+                return
+        if len(self.idle) >= self.router.config.pool_max_idle:
             up.close()
             return
         up.idle_since = now
@@ -91,12 +105,16 @@ class Instance:
                 up.close()
 
     async def connect(self, client: ClientProtocol) -> None:
-        """Open a new connection and hand it to ``client`` (or to the pool if it left)."""
-        loop = self.router.loop
+        """Open a new connection and hand it to ``client`` (or to the pool if it left).
+
+        Only through ``Router.open_for``, which counts the descriptor before this runs."""
+        router = self.router
+        loop = router.loop
         try:
-            async with asyncio.timeout(self.router.config.connect_timeout):
+            async with asyncio.timeout(router.config.connect_timeout):
                 _, up = await loop.create_unix_connection(lambda: UpstreamProtocol(self), self.path)
         except (OSError, TimeoutError) as exc:
+            router.upstream_closed()
             now = loop.time()
             if self.down_until <= now:  # once per outage, not once per request
                 log.warning("cannot connect to %r: %s", self, exc or "timeout")

@@ -120,6 +120,10 @@ class Router:
         self.on_drained: Callable[[], None] | None = None
         # Called with a revision id when a request waits for an instance of it.
         self.on_demand: Callable[[str], None] | None = None
+        # Instance connections open (or being opened), and instances with requests waiting
+        # for one because the process is at its open-files limit.
+        self.upstream_open = 0
+        self.starved: deque[Instance] = deque()
 
     # -- table -------------------------------------------------------------------------
 
@@ -217,6 +221,48 @@ class Router:
         waiters = rev.waiters
         for _ in range(len(waiters)):
             waiters.popleft().unhold()
+
+    # -- instance connections ----------------------------------------------------------
+
+    def can_open(self) -> bool:
+        limit = self.config.fd_limit
+        used = len(self.connections) + self.upstream_open + self.config.fd_reserve
+        return not limit or used < limit
+
+    def open_for(self, inst: Instance, client: ClientProtocol) -> None:
+        """Open a new connection to ``inst`` for ``client``, or, at the open-files limit,
+        have it wait for one of ``inst``'s connections to come free."""
+        if self.can_open():
+            # Counted now, not when the task runs: a burst of requests arrives in one turn.
+            self.upstream_open += 1
+            self.spawn(inst.connect(client))
+            return
+        if not inst.waiting:
+            self.starved.append(inst)
+        inst.waiting.append(client)
+
+    def upstream_closed(self) -> None:
+        self.upstream_open -= 1
+        if self.starved:
+            self.serve_starved()
+
+    def serve_starved(self) -> None:
+        """Descriptors came free: open connections for requests that wait for one."""
+        starved = self.starved
+        while starved and self.can_open():
+            inst = starved[0]
+            waiting = inst.waiting
+            client = None
+            while waiting:
+                candidate = waiting.popleft()
+                if candidate.wants(inst):
+                    client = candidate
+                    break
+            if not waiting:
+                starved.popleft()
+            if client is not None:
+                self.upstream_open += 1
+                self.spawn(inst.connect(client))
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` as a task (only to open instance connections: never per request

@@ -97,6 +97,7 @@ class UpstreamProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.inst.router.upstream_closed()
         client = self.client
         if client is None:
             self.inst.forget(self)

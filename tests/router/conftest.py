@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -15,6 +16,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Coroutine, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -331,7 +333,7 @@ class Router:
 
     _count = 0
 
-    def __init__(self, workdir: Path, feed: str, *extra: str) -> None:
+    def __init__(self, workdir: Path, feed: str, *extra: str, nofile: int | None = None) -> None:
         Router._count += 1
         self.log = workdir / f"router-{Router._count}.log"
         with open(self.log, "wb") as log:
@@ -352,6 +354,7 @@ class Router:
                 cwd=REPO,
                 stdout=subprocess.DEVNULL,
                 stderr=log,
+                preexec_fn=None if nofile is None else partial(_limit_nofile, nofile),
             )
         self.port = 0
         wait_until(self._listening, "the router to listen")
@@ -397,6 +400,10 @@ class Router:
         ]
 
 
+def _limit_nofile(limit: int) -> None:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+
 def make_table(
     hosts: dict[str, str],
     revisions: dict[str, list[Instance]],
@@ -437,8 +444,8 @@ class Cluster:
         self.publisher = Publisher(self.feed)
         return self.publisher
 
-    def router(self, *extra: str) -> Router:
-        router = Router(self.dir, self.feed, *extra)
+    def router(self, *extra: str, nofile: int | None = None) -> Router:
+        router = Router(self.dir, self.feed, *extra, nofile=nofile)
         self.routers.append(router)
         return router
 
