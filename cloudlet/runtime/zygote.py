@@ -40,7 +40,10 @@ import sys
 import threading
 import time
 import traceback
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # imported for real only in an instance, from the app's venv
+    import uvicorn
 
 RECORD_MARK = "\x1e"
 PR_SET_PDEATHSIG = 1
@@ -199,12 +202,29 @@ def _summary(error: BaseException) -> str:
 
 
 def _preload_server() -> None:
-    # Imported once here rather than in every fork.
+    """Import here, once, what uvicorn would import in every fork: its protocol, lifespan and
+    loop modules load lazily in Config.load(), and the WebSocket ones alone took ~45 ms per
+    fork (measured), most of a cold start from zero."""
     import uvicorn  # noqa: F401
+    import uvicorn.config as config
 
     for optional in ("uvloop", "httptools"):
         with contextlib.suppress(ImportError):
             importlib.import_module(optional)
+    names: list[str | None] = [
+        "uvicorn.server",
+        "uvicorn.middleware.proxy_headers",
+        config.HTTP_PROTOCOLS.get("httptools"),
+        config.HTTP_PROTOCOLS.get("h11"),
+        config.WS_PROTOCOLS.get("auto"),
+        config.LIFESPAN.get("on"),
+        # uvicorn renamed LOOP_SETUPS to LOOP_FACTORIES; an app's venv may have either.
+        getattr(config, "LOOP_FACTORIES", getattr(config, "LOOP_SETUPS", {})).get("uvloop"),
+    ]
+    for name in names:
+        if name:
+            with contextlib.suppress(Exception):  # an optional protocol's library is missing
+                importlib.import_module(name.partition(":")[0])
 
 
 def _set_sched_batch() -> None:
@@ -309,41 +329,133 @@ def _serve(control: socket.socket) -> dict[str, Any] | None:
                 return dict(command)
 
 
-def _run_instance(app: Any, command: dict[str, Any]) -> int:
-    import uvicorn
+# -- instance tuning ------------------------------------------------------------------------
+#
+# Measured with `cloudlet bench runtime` and the sweeps quoted in the README ("Runtime").
 
-    instance_id, socket_path = command["id"], command["socket"]
-    _attach_output(command["log"], instance_id, "stdout", 1)
-    _attach_output(command["log"], instance_id, "stderr", 2)
+# Sync (`def`) endpoints run in anyio's default thread limiter: 40 threads per event loop
+# unless told otherwise. The autoscaler gives an instance up to target_concurrency in-flight
+# requests (100 by default): with 100 threads all of them can wait in a blocking call (a
+# database driver, a file) at once instead of queueing behind 40. Measured: a `def` endpoint
+# blocking 20 ms at 128 connections, 2.1x the throughput of 40 threads; the benchmark's mix
+# with its sync endpoints blocking 20 ms, +7 %; with 0-2 ms, no difference (40 to 200 within
+# noise). 200 gained nothing more and was up to 10 % slower on CPU-bound `def` endpoints.
+THREADPOOL_SIZE = 100
+THREADPOOL_ENV = "CLOUDLET_THREADPOOL_SIZE"  # the app's own setting, if it needs another size
+# The router reuses a pooled connection only while it has been idle less than its
+# upstream_idle_timeout (4 s) and closes older ones in its once-a-second sweep, so it lets go
+# of an idle connection within ~5 s. uvicorn's default (5 s) would race that: a request sent
+# on a connection the instance is closing at the same moment costs a retry, or a 502 for a
+# POST. 20 s keeps the instance the side that never closes first, with room for a router loop
+# stalled for seconds on a busy core; an idle connection costs the instance ~11 KB.
+KEEP_ALIVE_S = 20
+# The router opens a new connection for every request it cannot serve from its pool, e.g. a
+# burst released after a cold start. On a Unix socket a full accept queue fails connect() at
+# once (EAGAIN, no retry as with TCP SYNs) and the router then avoids the instance for 1 s.
+# uvicorn's default is 2048; the kernel caps the value at net.core.somaxconn (4096 by default).
+BACKLOG = 4096
+# A request allocates hundreds of container objects that die young. With CPython's default
+# first-generation threshold (700 net allocations) the collector runs every couple of
+# requests: 7-11 % of an instance's CPU on the benchmark's mixed app at 100 and 400
+# connections. At 20,000 it runs only when garbage really accumulates (0-1 %), and the app
+# took 10 % less CPU per request. The cost: cyclic garbage lives a little longer. Only ever
+# raised: an app that set a higher threshold or disabled the collector keeps its choice.
+GC_THRESHOLD_0 = 20_000
+
+
+def _threadpool_size() -> int:
+    text = os.environ.get(THREADPOOL_ENV, "").strip()
+    if not text:
+        return THREADPOOL_SIZE
+    try:
+        size = int(text)
+    except ValueError:
+        size = 0
+    if size < 1:
+        _write_record(
+            logging.WARNING,
+            f"cloudlet: {THREADPOOL_ENV}={text!r} is not a positive integer; "
+            f"using {THREADPOOL_SIZE}",
+        )
+        return THREADPOOL_SIZE
+    return size
+
+
+def _size_threadpool(size: int) -> None:
+    """Set the running loop's default thread limiter (anyio's, which Starlette's
+    run_in_threadpool uses). Only for apps that have anyio loaded: others have no such pool."""
+    if "anyio" not in sys.modules:
+        return
+    try:
+        to_thread: Any = importlib.import_module("anyio.to_thread")  # optional, like uvloop
+        to_thread.current_default_thread_limiter().total_tokens = size
+    except Exception as error:  # an anyio too old or too new: run with its default
+        _write_record(logging.WARNING, f"cloudlet: thread pool not sized: {_summary(error)}")
+
+
+def _tune_gc() -> None:
+    threshold = gc.get_threshold()
+    if gc.isenabled() and threshold[0] < GC_THRESHOLD_0:
+        gc.set_threshold(GC_THRESHOLD_0, *threshold[1:])
+
+
+def _instance_server(app: Any, **bind: Any) -> uvicorn.Server:
+    """The uvicorn.Server of an instance, listening where `bind` says (uds=...)."""
+    import uvicorn
 
     def available(module: str) -> bool:
         return module in sys.modules
 
+    threads = _threadpool_size()
+
+    class InstanceServer(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            # On the instance's one event loop, before the app's lifespan: a lifespan that
+            # sizes the pool itself wins, and nothing runs per request.
+            _size_threadpool(threads)
+            await super().startup(sockets)
+
     config = uvicorn.Config(
         app,
-        uds=socket_path,
+        **bind,
         loop="uvloop" if available("uvloop") else "asyncio",
         http="httptools" if available("httptools") else "h11",
         lifespan="auto",
+        # The router accounts for every request; a log line per request cost 14 % more CPU.
         access_log=False,
         proxy_headers=True,
         forwarded_allow_ips="*",
+        timeout_keep_alive=KEEP_ALIVE_S,
+        backlog=BACKLOG,
         # Our handlers are installed already; uvicorn's default config would replace them.
         log_config=None,
         # Waits for in-flight requests; the manager SIGKILLs after its drain time.
         timeout_graceful_shutdown=None,
     )
-    server = uvicorn.Server(config)
+    return InstanceServer(config)
+
+
+def _run_instance(app: Any, command: dict[str, Any]) -> int:
+    instance_id, socket_path = command["id"], command["socket"]
+    _attach_output(command["log"], instance_id, "stdout", 1)
+    _attach_output(command["log"], instance_id, "stderr", 2)
     try:
-        server.run()
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else 1
-    else:
-        code = 0 if server.started else 3  # 3: uvicorn's STARTUP_FAILURE
+        return _serve_instance(app, uds=socket_path)
     finally:
         with contextlib.suppress(OSError):
             os.unlink(socket_path)
-    return code
+
+
+def _serve_instance(app: Any, **bind: Any) -> int:
+    """Run the instance's server until it stops; its exit code. `cloudlet bench runtime`
+    calls this with a TCP `bind`, everything else as an instance runs it."""
+    _tune_gc()
+    server = _instance_server(app, **bind)
+    try:
+        server.run()
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else 1
+    return 0 if server.started else 3  # 3: uvicorn's STARTUP_FAILURE
 
 
 def main(argv: list[str] | None = None) -> int:
