@@ -190,6 +190,7 @@ class RouterProcess:
             self.process = await asyncio.create_subprocess_exec(
                 *(sys.executable, "-m", "cloudlet.router", "--bind", bind),
                 *("--feed", str(self.feed_socket)),
+                *(("--sched-batch",) if self.settings.router_sched_batch else ()),
                 # If cloudlet up dies, the instances die with it (their zygotes get SIGKILL), so
                 # the router has nothing left to drain: it goes the same way.
                 preexec_fn=die_with_parent,

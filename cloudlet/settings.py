@@ -56,7 +56,15 @@ class Settings(BaseSettings):
     build_workers: int = 2
     drain_s: float = 30.0
     log_retention_days: int = 14
+    # SCHED_BATCH for instances (and their zygotes): fewer context switches per request when
+    # they share a core with the router, but a CPU-bound neighbour app then loses 22-27 % of
+    # its throughput (reference/dataplane.md), so off by default.
     sched_batch: bool = False
+    # SCHED_BATCH for the router: it does not preempt an instance on every wake-up and
+    # drains all ready connections in one go (0.05 instead of 2-3 context switches per
+    # request; `cloudlet bench router`). Its cost is a few ms more latency for a request
+    # that arrives while an app saturates the core.
+    router_sched_batch: bool = True
     # One uv cache shared by every build; defaults to <data dir>/uv-cache.
     uv_cache: Path | None = None
     # DNS servers ("host" or "host:port") for custom-domain checks; the system's when empty.
