@@ -52,6 +52,18 @@ def ensure_chromium() -> None:
     run("apt-get", "install", "-y", "-qq", "chromium", env=env)
 
 
+def ensure_bench_tools() -> None:
+    """The benchmark smoke tests drive Debian's wrk and nginx (`cloudlet bench ...`)."""
+    missing = [
+        p for p in ("wrk", "nginx") if not (shutil.which(p) or Path(f"/usr/sbin/{p}").exists())
+    ]
+    if not missing or not shutil.which("apt-get") or os.geteuid() != 0:
+        return
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    run("apt-get", "update", "-qq", env=env)
+    run("apt-get", "install", "-y", "-qq", *missing, env=env)
+
+
 def main() -> None:
     command = sys.argv[1] if len(sys.argv) > 1 else "help"
     args = sys.argv[2:]
@@ -61,6 +73,7 @@ def main() -> None:
     elif command == "test":
         setup()
         ensure_chromium()
+        ensure_bench_tools()
         # Two workers: end-to-end tests mostly wait on builds and processes. loadscope keeps
         # each module on one worker, so tests sharing a module's platform stay together.
         parallel = [] if any(a.startswith(("-n", "--numprocesses")) for a in args) else PARALLEL
