@@ -60,8 +60,19 @@ def ensure_bench_tools() -> None:
     if not missing or not shutil.which("apt-get") or os.geteuid() != 0:
         return
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    run("apt-get", "update", "-qq", env=env)
-    run("apt-get", "install", "-y", "-qq", *missing, env=env)
+    # The benches start nginx themselves on 127.0.0.1; Debian's package would also start the
+    # system service on port 80 of every interface unless a policy-rc.d forbids it.
+    policy = Path("/usr/sbin/policy-rc.d")
+    added = not policy.exists()
+    if added:
+        policy.write_text("#!/bin/sh\nexit 101\n")
+        policy.chmod(0o755)
+    try:
+        run("apt-get", "update", "-qq", env=env)
+        run("apt-get", "install", "-y", "-qq", *missing, env=env)
+    finally:
+        if added:
+            policy.unlink()
 
 
 def main() -> None:
