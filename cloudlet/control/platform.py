@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cloudlet.control.autoscaler import Autoscaler
+from cloudlet.autoscale.autoscaler import Autoscaler
 from cloudlet.control.buildlog import BuildLogHub
 from cloudlet.control.domains import DomainVerifier
 from cloudlet.control.pipeline import Pipeline

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from cloudlet.control.autoscaler import UNLIMITED, desired_instances, team_room
+from cloudlet.autoscale.kpa import UNLIMITED, desired_instances, team_room
 from cloudlet.scaling import DEFAULT, Scaling, TeamLimits
 
 # target 10 at 70 % utilisation: one instance per 7 requests in flight.

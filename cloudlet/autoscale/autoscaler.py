@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from collections import deque
 from collections.abc import Coroutine
@@ -35,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from cloudlet.autoscale.kpa import STABLE_WINDOW_S, UNLIMITED, desired_instances, team_room
 from cloudlet.router.feed import ScaleSpec
 from cloudlet.runtime.base import RevisionSpec, StartError
 from cloudlet.scaling import Scaling, TeamLimits, limits_of, scaling_of
@@ -46,9 +46,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("cloudlet.autoscaler")
 
-# Knative's defaults: average over 60 s for scaling down, 70 % target utilisation.
-STABLE_WINDOW_S = 60.0
-TARGET_UTILISATION = 0.7
 # A request may wait for an instance max(HOLD_MIN_S, HOLD_FACTOR * measured start time)
 # (Cloud Run's documented pending limit).
 HOLD_MIN_S = 10.0
@@ -57,7 +54,6 @@ HOLD_FACTOR = 3.5
 FAILED_START_BACKOFF_S = 5.0
 # Live apps are read from the store at most this often (and at once on a change).
 REFRESH_S = 5.0
-UNLIMITED = 1 << 30
 
 
 @dataclass
@@ -330,38 +326,6 @@ class Autoscaler:
             return None
         env = await platform.pipeline.app_env(deployment.app_id)
         return platform.pipeline.spec_for(deployment, deployment.build_result, env)
-
-
-def desired_instances(
-    scaling: Scaling, *, observed: int, average: float, current: int, idle_s: float
-) -> int:
-    """Instances a revision should run.
-
-    ``observed``: requests in flight and held now; ``average``: over the stable window;
-    ``current``: instances ready or starting; ``idle_s``: since the last request.
-    """
-    target = scaling.target_concurrency * TARGET_UTILISATION
-    # Up at once on the current value, down only as the window's average comes down.
-    desired = max(math.ceil(observed / target), math.ceil(average / target))
-    # Zero is decided by idle time alone (the average lags the last request by up to the
-    # stable window); until then one instance stays warm.
-    if idle_s >= scaling.scale_to_zero_after_s:
-        desired = 0
-    elif desired == 0 and current > 0:
-        desired = 1
-    if desired < current:
-        desired = max(desired, current // 2)  # at most halve per decision
-    return max(scaling.min_instances, min(scaling.max_instances, desired))
-
-
-def team_room(limits: TeamLimits, used: int, memory_limit_mb: int) -> int:
-    """How many more instances fit in a team's caps, with ``used`` running or starting."""
-    room = UNLIMITED
-    if limits.max_instances is not None:
-        room = min(room, limits.max_instances - used)
-    if limits.max_memory_mb is not None:
-        room = min(room, limits.max_memory_mb // memory_limit_mb - used)
-    return max(0, room)
 
 
 def _describe(limits: TeamLimits | None) -> str:
