@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
+
+OptionsT = TypeVar("OptionsT")
 
 bench_app = typer.Typer(
     help="Benchmarks: Cloudlet and its competitors side by side, medians and ratios.",
     no_args_is_help=True,
 )
 
-
-# -- cloudlet bench router / connections -------------------------------------------------------
 
 Rounds = Annotated[int, typer.Option(min=1, help="Rounds; every target runs once per round.")]
 Quick = Annotated[
@@ -22,16 +23,32 @@ Quick = Annotated[
 ResultsDir = Annotated[
     Path, typer.Option(help="Where the JSON result goes (bench/results/<name>-<UTC>.json).")
 ]
+Duration = Annotated[int, typer.Option(min=1, help="Seconds of each measured wrk run.")]
+Warmup = Annotated[int, typer.Option(min=0, help="Seconds of wrk before each run.")]
+MarkdownTable = Annotated[bool, typer.Option(help="Also print the table as Markdown.")]
+MarkdownTables = Annotated[bool, typer.Option(help="Also print the tables as Markdown.")]
+
+
+def _run(name: str, run: Callable[[OptionsT], object], options: OptionsT) -> None:
+    """``run(options)``; its RuntimeError is the command's error message and exit status 1."""
+    try:
+        run(options)
+    except RuntimeError as error:
+        typer.echo(f"cloudlet bench {name}: {error}", err=True)
+        raise typer.Exit(1) from None
+
+
+# -- cloudlet bench router / connections -------------------------------------------------------
 
 
 @bench_app.command("router")
 def router(
     rounds: Rounds = 3,
-    duration: Annotated[int, typer.Option(min=1, help="Seconds of each measured wrk run.")] = 10,
-    warmup: Annotated[int, typer.Option(min=0, help="Seconds of wrk before each run.")] = 2,
+    duration: Duration = 10,
+    warmup: Warmup = 2,
     connections: Annotated[int, typer.Option(min=1, help="wrk -c (client connections).")] = 64,
     nginx: Annotated[bool, typer.Option(help="Include nginx rows if nginx is installed.")] = True,
-    markdown: Annotated[bool, typer.Option(help="Also print the table as Markdown.")] = False,
+    markdown: MarkdownTable = False,
     quick: Quick = False,
     results_dir: ResultsDir = Path("bench/results"),
 ) -> None:
@@ -52,11 +69,7 @@ def router(
         results_dir=results_dir,
         markdown=markdown,
     )
-    try:
-        bench.run(options)
-    except RuntimeError as error:
-        typer.echo(f"cloudlet bench router: {error}", err=True)
-        raise typer.Exit(1) from None
+    _run("router", bench.run, options)
 
 
 @bench_app.command("connections")
@@ -76,7 +89,7 @@ def connections(
         int, typer.Option(min=1, help="(a) seconds of each wrk run (before / while held).")
     ] = 5,
     sleep: Annotated[float, typer.Option(help="(b) seconds the endpoint awaits.")] = 1.0,
-    markdown: Annotated[bool, typer.Option(help="Also print the tables as Markdown.")] = False,
+    markdown: MarkdownTables = False,
     quick: Quick = False,
     results_dir: ResultsDir = Path("bench/results"),
 ) -> None:
@@ -99,11 +112,7 @@ def connections(
         results_dir=results_dir,
         markdown=markdown,
     )
-    try:
-        bench.run(options)
-    except RuntimeError as error:
-        typer.echo(f"cloudlet bench connections: {error}", err=True)
-        raise typer.Exit(1) from None
+    _run("connections", bench.run, options)
 
 
 # -- cloudlet bench coldstart ------------------------------------------------------------------
@@ -113,7 +122,7 @@ def connections(
 def coldstart(
     rounds: Rounds = 7,
     imports: Annotated[int, typer.Option(min=1, help="Bare imports timed per round.")] = 3,
-    markdown: Annotated[bool, typer.Option(help="Also print the table as Markdown.")] = False,
+    markdown: MarkdownTable = False,
     quick: Quick = False,
     results_dir: ResultsDir = Path("bench/results"),
 ) -> None:
@@ -124,11 +133,7 @@ def coldstart(
     options = bench.Options(
         rounds=rounds, imports=imports, quick=quick, results_dir=results_dir, markdown=markdown
     )
-    try:
-        bench.run(options)
-    except RuntimeError as error:
-        typer.echo(f"cloudlet bench coldstart: {error}", err=True)
-        raise typer.Exit(1) from None
+    _run("coldstart", bench.run, options)
 
 
 # -- cloudlet bench runtime --------------------------------------------------------------------
@@ -137,8 +142,8 @@ def coldstart(
 @bench_app.command("runtime")
 def runtime(
     rounds: Rounds = 5,
-    duration: Annotated[int, typer.Option(min=1, help="Seconds of each measured wrk run.")] = 10,
-    warmup: Annotated[int, typer.Option(min=0, help="Seconds of wrk before each run.")] = 2,
+    duration: Duration = 10,
+    warmup: Warmup = 2,
     connections: Annotated[
         int, typer.Option(min=1, help="wrk -c (an instance's default target concurrency).")
     ] = 100,
@@ -155,7 +160,7 @@ def runtime(
     routed: Annotated[
         bool, typer.Option(help="Also run Cloudlet as deployed (router → instance).")
     ] = True,
-    markdown: Annotated[bool, typer.Option(help="Also print the tables as Markdown.")] = False,
+    markdown: MarkdownTables = False,
     quick: Quick = False,
     results_dir: ResultsDir = Path("bench/results"),
 ) -> None:
@@ -175,8 +180,4 @@ def runtime(
         results_dir=results_dir,
         markdown=markdown,
     )
-    try:
-        bench.run(options)
-    except RuntimeError as error:
-        typer.echo(f"cloudlet bench runtime: {error}", err=True)
-        raise typer.Exit(1) from None
+    _run("runtime", bench.run, options)

@@ -24,7 +24,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -33,7 +32,8 @@ from typing import Any
 
 import httpx
 
-from cloudlet.bench.procs import free_port
+from cloudlet.bench.procs import BIN, CLI_ISOLATION, free_port
+from cloudlet.bench.report import Options as BenchOptions
 from cloudlet.bench.report import (
     console,
     describe_machine,
@@ -64,23 +64,15 @@ async def root() -> Greeting:
 ADMIN_EMAIL = "bench@cloudlet.localhost"
 # Long enough for a round's bare imports to run while the zygote is still there.
 ZYGOTE_IDLE_S = 5.0
-BIN = Path(sys.executable).parent
-# The official CLI, kept away from its vendor: no update check, outbound HTTPS to a dead proxy.
-CLI_ISOLATION = {
-    "FASTAPI_CLOUD_DISABLE_VERSION_CHECK": "1",
-    "HTTPS_PROXY": "http://127.0.0.1:9",
-    "HTTP_PROXY": "http://127.0.0.1:9",
-    "NO_PROXY": "127.0.0.1,localhost,.localhost",
-}
 
 
 @dataclass(frozen=True)
-class Options:
+class Options(BenchOptions):
     rounds: int = 7
     imports: int = 3  # bare imports per round
-    quick: bool = False
-    results_dir: Path = Path("bench/results")
-    markdown: bool = False
+
+    def quick_changes(self) -> dict[str, Any]:
+        return {"rounds": 2, "imports": 1}
 
 
 class Platform:
@@ -209,8 +201,7 @@ def bare_import_s(python: Path, folder: Path) -> float:
 
 
 def run(options: Options) -> Path:
-    rounds = 2 if options.quick else options.rounds
-    imports = 1 if options.quick else options.imports
+    options = options.effective()
     workdir = Path(tempfile.mkdtemp(prefix="clcold-", dir="/tmp"))
     info = machine()
     samples: dict[str, list[float]] = {"import": [], "warm": [], "zero": [], "nothing": []}
@@ -229,14 +220,14 @@ def run(options: Options) -> Path:
         python = built / "venv" / "bin" / "python"
         project = built / "source"
         platform.scaling(app["id"], min_instances=0, scale_to_zero_after_s=1)
-        for n in range(rounds):
-            console.print(f"round {n + 1}/{rounds}")
+        for n in range(options.rounds):
+            console.print(f"round {n + 1}/{options.rounds}")
             platform.wait_state(app["id"], "scaled_to_zero")
             samples["zero"].append(first_byte_s(platform.router_port, host))
             samples["warm"].append(first_byte_s(platform.router_port, host))
             platform.wait_state(app["id"], "stopped")
             samples["nothing"].append(first_byte_s(platform.router_port, host))
-            for _ in range(imports):
+            for _ in range(options.imports):
                 samples["import"].append(bare_import_s(python, project))
     finally:
         if platform is not None:

@@ -20,6 +20,7 @@ import json
 import re
 import shutil
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,8 +33,8 @@ THROUGHPUT_GOAL = 0.95  # "no loss" within the noise of one machine
 ROUTER_KEEPALIVE_S = 60.0  # RouterConfig.keepalive_timeout: idle clients are closed after it
 
 
-@dataclass
-class Options:
+@dataclass(frozen=True)
+class Options(report.Options):
     rounds: int = 3
     idle: int = 15_000
     concurrent: int = 10_000
@@ -43,32 +44,22 @@ class Options:
     warmup: int = 2
     connections: int = 64
     sleep: float = 1.0
-    quick: bool = False
-    results_dir: Path = report.DEFAULT_RESULTS
-    markdown: bool = False
 
-    def effective(self) -> Options:
-        if not self.quick:
-            return self
-        return Options(
-            rounds=1,
-            idle=min(self.idle, 500),
-            concurrent=min(self.concurrent, 200),
-            instances=min(self.instances, 2),
-            hold=2.0,
-            duration=1,
-            warmup=1,
-            connections=min(self.connections, 32),
-            sleep=self.sleep,
-            quick=True,
-            results_dir=self.results_dir,
-            markdown=self.markdown,
-        )
+    def quick_changes(self) -> dict[str, Any]:
+        return {
+            "rounds": 1,
+            "idle": min(self.idle, 500),
+            "concurrent": min(self.concurrent, 200),
+            "instances": min(self.instances, 2),
+            "hold": 2.0,
+            "duration": 1,
+            "warmup": 1,
+            "connections": min(self.connections, 32),
+        }
 
 
 def run(options: Options) -> Path:
-    if wrk.available() is None:
-        raise RuntimeError("wrk is not installed (Debian: apt-get install wrk)")
+    wrk.require()
     options = options.effective()
     if options.hold >= ROUTER_KEEPALIVE_S - 5:
         raise RuntimeError(
@@ -149,8 +140,7 @@ async def _run(options: Options) -> Path:
     placement = procs.placement()
     # Every server inherits this process's limit (the router raises its soft limit itself).
     nofile = procs.raise_nofile(want=2 * max(options.idle, options.concurrent) + 200)
-    info = report.machine()
-    report.console.print(f"[bold]cloudlet bench connections[/]: {report.describe_machine(info)}")
+    info = report.announce(NAME)
     report.console.print(
         f"{placement.describe()}; {options.rounds} round(s); {options.idle:,} idle connections, "
         f"{options.concurrent:,} concurrent requests, {options.instances} instance(s)"
@@ -169,38 +159,36 @@ async def _run(options: Options) -> Path:
     try:
         await cloudlet.start(instances=options.instances)
         procs.pin(cloudlet.zygote_pids(), placement.server_cpu, placement.nice)
-        for r in range(options.rounds):
-            order = TARGETS[r % 2 :] + TARGETS[: r % 2]
-            for target in order:
-                if target.key == "cloudlet":
-                    server, port = await cloudlet.start_router(logs, placement)
-                    host = stack.HOST
-                    app_pids = cloudlet.instance_pids
-                else:
-                    server, port = await stack.start_uvicorn(app_dir, logs, placement)
-                    host = "127.0.0.1"
-                    app_pids = []
-                try:
-                    procs.pin([server.pid, *app_pids], placement.server_cpu, placement.nice)
-                    result = await _idle(server, port, host, app_pids, options, placement)
-                    result["round"] = r + 1
-                    idle_runs[target.key].append(result)
-                    report.console.print(
-                        f"  round {r + 1} idle  {target.label:<16} open {result['open']:>6,}  "
-                        f"{report.fmt(result['kb_per_conn'], 2)} KB/conn  "
-                        f"alive {result['alive']}/{result['sampled']}  "
-                        f"throughput held/before {report.fmt(result['throughput_ratio'], 2)}"
-                    )
-                    result = await _burst(server, port, host, app_pids, options, placement)
-                    result["round"] = r + 1
-                    burst_runs[target.key].append(result)
-                    report.console.print(
-                        f"  round {r + 1} burst {target.label:<16} ok {result['ok']:>6,}  "
-                        f"errors {result['errors_total']:,}  total {result['total_s']:.2f} s  "
-                        f"peak fds {result['server_peak_fds']}"
-                    )
-                finally:
-                    await server.stop()
+        for n, target in stack.interleave(TARGETS, options.rounds):
+            if target.key == "cloudlet":
+                server, port = await cloudlet.start_router(logs, placement)
+                host = stack.HOST
+                app_pids = cloudlet.instance_pids
+            else:
+                server, port = await stack.start_uvicorn(app_dir, logs, placement)
+                host = "127.0.0.1"
+                app_pids = []
+            try:
+                procs.pin([server.pid, *app_pids], placement.server_cpu, placement.nice)
+                result = await _idle(server, port, host, app_pids, options, placement)
+                result["round"] = n
+                idle_runs[target.key].append(result)
+                report.console.print(
+                    f"  round {n} idle  {target.label:<16} open {result['open']:>6,}  "
+                    f"{report.fmt(result['kb_per_conn'], 2)} KB/conn  "
+                    f"alive {result['alive']}/{result['sampled']}  "
+                    f"throughput held/before {report.fmt(result['throughput_ratio'], 2)}"
+                )
+                result = await _burst(server, port, host, app_pids, options, placement)
+                result["round"] = n
+                burst_runs[target.key].append(result)
+                report.console.print(
+                    f"  round {n} burst {target.label:<16} ok {result['ok']:>6,}  "
+                    f"errors {result['errors_total']:,}  total {result['total_s']:.2f} s  "
+                    f"peak fds {result['server_peak_fds']}"
+                )
+            finally:
+                await server.stop()
     except BaseException:
         report.console.print(f"[yellow]servers' logs kept in {work}[/]")
         raise
@@ -233,11 +221,8 @@ async def _run(options: Options) -> Path:
         + report.markdown_table(burst_columns, burst_rows)
     )
     if options.markdown:
-        report.console.print(markdown, markup=False, highlight=False, soft_wrap=True)
+        report.print_markdown(markdown)
     data = {
-        "benchmark": NAME,
-        "command": report.argv(),
-        "machine": info,
         "method": {
             "rounds": options.rounds,
             "idle_connections": options.idle,
@@ -256,8 +241,7 @@ async def _run(options: Options) -> Path:
         "app_log_tail": app_log,
         "markdown": markdown,
     }
-    path = report.write_json(NAME, data, options.results_dir)
-    report.console.print(f"results: {path}")
+    path = report.save(NAME, info, data, options.results_dir)
     shutil.rmtree(work, ignore_errors=True)
     return path
 
@@ -265,28 +249,17 @@ async def _run(options: Options) -> Path:
 async def _throughput(
     port: int, host: str, pids: list[int], options: Options, placement: procs.Placement
 ) -> dict[str, Any]:
-    url = f"http://127.0.0.1:{port}/"
-    prefix = placement.client_prefix()
-    if options.warmup:
-        await wrk.run(
-            url,
-            duration=options.warmup,
-            connections=options.connections,
-            host=host,
-            prefix=prefix,
-            autogroup_nice=placement.nice,
-        )
-    sampler = procs.Sampler({"server": pids})
-    sampler.start()
-    result = await wrk.run(
-        url,
+    measured = await wrk.measure(
+        port,
+        {"server": pids},
+        placement,
         duration=options.duration,
+        warmup=options.warmup,
         connections=options.connections,
         host=host,
-        prefix=prefix,
         autogroup_nice=placement.nice,
     )
-    cpu = sampler.stop()["server"].cpu_s
+    result, cpu = measured.result, measured.usage["server"].cpu_s
     return {
         **result.to_json(),
         "server_cpu_s": round(cpu, 3),
@@ -522,6 +495,13 @@ def _limits(value: Any) -> str:
     return f"{value[0]}/{value[1]}"
 
 
+def _summarised(summary: dict[str, dict[str, Any]]) -> Iterator[tuple[Target, dict[str, Any]]]:
+    """The targets that have a summary (in table order), with it."""
+    for target in TARGETS:
+        if s := summary.get(target.key):
+            yield target, s
+
+
 def _idle_table(
     summary: dict[str, dict[str, Any]], options: Options
 ) -> tuple[list[str], list[list[str]]]:
@@ -539,10 +519,7 @@ def _idle_table(
         "nofile soft/hard",
     ]
     rows = []
-    for target in TARGETS:
-        s = summary.get(target.key) or {}
-        if not s:
-            continue
+    for target, s in _summarised(summary):
         rows.append(
             [
                 target.label,
@@ -579,10 +556,7 @@ def _burst_table(
         "client nofile",
     ]
     rows = []
-    for target in TARGETS:
-        s = summary.get(target.key) or {}
-        if not s:
-            continue
+    for target, s in _summarised(summary):
         label = target.label
         if target.key == "cloudlet":
             label += f" → {options.instances} instances"
@@ -621,7 +595,7 @@ def _goals(
         lines.append(
             f"Router holds {report.fmt(router['open'])}/{options.idle:,} idle connections, "
             f"{router['alive']}/{router['sampled']} alive after the hold, "
-            f"{report.fmt(kb, 2)} KB each (goal ≤ {KB_GOAL:g}) → {_verdict(holds)}"
+            f"{report.fmt(kb, 2)} KB each (goal ≤ {KB_GOAL:g}) → {report.verdict(holds)}"
         )
         ratio = router["throughput_ratio"]
         if ratio is not None:
@@ -635,7 +609,7 @@ def _goals(
             lines.append(
                 f"Active clients while they are held: {ratio:.2f} of the throughput before "
                 f"(CPU-normalised {report.fmt(router['throughput_ratio_cpu_normalised'], 2)}; "
-                f"≥ {THROUGHPUT_GOAL} counts as no loss) → {_verdict(holds)}"
+                f"≥ {THROUGHPUT_GOAL} counts as no loss) → {report.verdict(holds)}"
             )
     b = burst.get("cloudlet") or {}
     if b:
@@ -643,7 +617,7 @@ def _goals(
         out["concurrent"] = {"errors_runs": b["errors_runs"], "holds": holds}
         line = (
             f"{options.concurrent:,} concurrent requests through the router: errors per round "
-            f"{b['errors_runs']} → {_verdict(holds)}"
+            f"{b['errors_runs']} → {report.verdict(holds)}"
         )
         if not holds:
             diagnosis = _diagnose(b, options)
@@ -664,7 +638,3 @@ def _diagnose(b: dict[str, Any], options: Options) -> str:
     if problems:
         parts.append(f"router log: {problems}")
     return "; ".join(parts)
-
-
-def _verdict(holds: bool) -> str:
-    return "[green]holds[/]" if holds else "[red]does not hold[/]"

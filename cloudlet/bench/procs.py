@@ -16,12 +16,21 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 NICE = -19
+BIN = Path(sys.executable).parent  # this environment's commands: cloudlet, fastapi
+# The official CLI, kept away from its vendor: no update check, outbound HTTPS to a dead proxy.
+CLI_ISOLATION = {
+    "FASTAPI_CLOUD_DISABLE_VERSION_CHECK": "1",
+    "HTTPS_PROXY": "http://127.0.0.1:9",
+    "HTTP_PROXY": "http://127.0.0.1:9",
+    "NO_PROXY": "127.0.0.1,localhost,.localhost",
+}
 
 
 # -- cores and priority ---------------------------------------------------------------------

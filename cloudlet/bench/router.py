@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,59 +21,31 @@ from cloudlet.settings import Settings
 
 NAME = "router"
 RATIO_GOAL = 0.85
-# Below this share of their core the servers were starved by a neighbour (dataplane.md §1).
-STARVED = 0.9
 
 
-@dataclass
-class Options:
+@dataclass(frozen=True)
+class Options(report.Options):
     rounds: int = 3
     duration: int = 10
     warmup: int = 2
     connections: int = 64
     nginx: bool = True
-    quick: bool = False
-    results_dir: Path = report.DEFAULT_RESULTS
-    markdown: bool = False
 
-    def effective(self) -> Options:
-        if not self.quick:
-            return self
-        return Options(
-            rounds=1,
-            duration=2,
-            warmup=1,
-            connections=min(self.connections, 32),
-            nginx=self.nginx,
-            quick=True,
-            results_dir=self.results_dir,
-            markdown=self.markdown,
-        )
-
-
-@dataclass
-class Target:
-    key: str
-    label: str
-    port: int
-    groups: dict[str, list[int]]  # "proxy" / "app" → root PIDs (children are counted too)
-    note: str = ""
-    runs: list[dict[str, Any]] = field(default_factory=list)
+    def quick_changes(self) -> dict[str, Any]:
+        return {"rounds": 1, "duration": 2, "warmup": 1, "connections": min(self.connections, 32)}
 
 
 def run(options: Options) -> Path:
-    if wrk.available() is None:
-        raise RuntimeError("wrk is not installed (Debian: apt-get install wrk)")
+    wrk.require()
     return asyncio.run(_run(options.effective()))
 
 
 async def _run(options: Options) -> Path:
     placement = procs.placement()
     nofile = procs.raise_nofile()
-    info = report.machine()
     default_batch = bool(Settings.model_fields["sched_batch"].default)
     router_batch_default = bool(Settings.model_fields["router_sched_batch"].default)
-    report.console.print(f"[bold]cloudlet bench router[/]: {report.describe_machine(info)}")
+    info = report.announce(NAME)
     report.console.print(
         f"{placement.describe()}; {options.rounds} round(s) of {options.duration} s"
     )
@@ -83,14 +55,14 @@ async def _run(options: Options) -> Path:
     logs.mkdir()
     servers: list[procs.Server] = []
     apps: list[stack.CloudletApp] = []
-    targets: list[Target] = []
+    targets: list[stack.Target] = []
     notes: list[str] = []
     try:
         app_dir = stack.write_app(work / "direct", stack.HELLO_APP)
         uvicorn, uvicorn_port = await stack.start_uvicorn(app_dir, logs, placement)
         servers.append(uvicorn)
         targets.append(
-            Target(
+            stack.Target(
                 "direct",
                 "direct uvicorn (TCP)",
                 uvicorn_port,
@@ -100,8 +72,12 @@ async def _run(options: Options) -> Path:
         )
 
         async def cloudlet(
-            sched_batch: bool, key: str, label: str, note: str, router_batch: bool | None = None
-        ) -> Target:
+            sched_batch: bool,
+            key: str,
+            label: str,
+            note: str,
+            router_batch: bool | None = None,
+        ) -> stack.Target:
             app = stack.CloudletApp(
                 work / key, stack.HELLO_APP, sched_batch=sched_batch, revision_id=key
             )
@@ -113,7 +89,13 @@ async def _run(options: Options) -> Path:
             extra = ["--sched-batch"] if router_batch else []
             router, port = await app.start_router(logs, placement, *extra)
             servers.append(router)
-            return Target(key, label, port, {"proxy": [router.pid], "app": app.instance_pids}, note)
+            return stack.Target(
+                key,
+                label,
+                port,
+                {"proxy": [router.pid], "app": app.instance_pids},
+                note,
+            )
 
         default = await cloudlet(
             default_batch,
@@ -156,7 +138,7 @@ async def _run(options: Options) -> Path:
             )
             servers.append(nginx)
             targets.append(
-                Target(
+                stack.Target(
                     "nginx_uds",
                     "nginx → instance (UDS)",
                     ports["uds"],
@@ -165,7 +147,7 @@ async def _run(options: Options) -> Path:
                 )
             )
             targets.append(
-                Target(
+                stack.Target(
                     "nginx_tcp",
                     "nginx → uvicorn (TCP)",
                     ports["tcp"],
@@ -183,17 +165,15 @@ async def _run(options: Options) -> Path:
             }
             for t in targets
         }
-        for r in range(options.rounds):
-            order = targets[r % len(targets) :] + targets[: r % len(targets)]
-            for target in order:
-                result = await _measure(target, options, placement)
-                result["round"] = r + 1
-                target.runs.append(result)
-                report.console.print(
-                    f"  round {r + 1} {target.label:<34} {result['rps']:>9,.0f} req/s  "
-                    f"server CPU {result['server_cpu_share']:.2f}  "
-                    f"µs/req {_us_text(result)}"
-                )
+        for n, target in stack.interleave(targets, options.rounds):
+            result = await _measure(target, options, placement)
+            result["round"] = n
+            target.runs.append(result)
+            report.console.print(
+                f"  round {n} {target.label:<34} {result['rps']:>9,.0f} req/s  "
+                f"server CPU {result['server_cpu_share']:.2f}  "
+                f"µs/req {_us_text(result)}"
+            )
     except BaseException:
         report.console.print(f"[yellow]servers' logs kept in {work}[/]")
         raise
@@ -205,16 +185,11 @@ async def _run(options: Options) -> Path:
 
     summary = _summarise(targets)
     goals = _goals(summary)
-    starved = {
-        t.label: s["server_cpu_share"]
-        for t in targets
-        if (s := summary[t.key])["server_cpu_share"] is not None and s["server_cpu_share"] < STARVED
-    }
+    starved = report.starved({t.label: summary[t.key]["server_cpu_share"] for t in targets})
     if starved and placement.pinned:
         notes.append(
-            "the servers did not get their core ("
-            + ", ".join(f"{label}: {share:.2f}" for label, share in starved.items())
-            + " CPU-s per s): something else ran on it; ratios from this run are unreliable"
+            f"the servers did not get their core ({starved} CPU-s per s): something else ran "
+            "on it; ratios from this run are unreliable"
         )
     columns, rows = _table(targets, summary)
     report.console.print()
@@ -227,11 +202,8 @@ async def _run(options: Options) -> Path:
         report.console.print(f"[yellow]{note}[/]")
     markdown = report.markdown_table(columns, rows)
     if options.markdown:
-        report.console.print(markdown, markup=False, highlight=False, soft_wrap=True)
+        report.print_markdown(markdown)
     data = {
-        "benchmark": NAME,
-        "command": report.argv(),
-        "machine": info,
         "method": {
             "rounds": options.rounds,
             "duration_s": options.duration,
@@ -247,71 +219,32 @@ async def _run(options: Options) -> Path:
         "sched_batch_default": default_batch,
         "router_sched_batch_default": router_batch_default,
         "scheduling_policies": policies,
-        "targets": [
-            {
-                "key": t.key,
-                "label": t.label,
-                "note": t.note,
-                "summary": summary[t.key],
-                "runs": t.runs,
-            }
-            for t in targets
-        ],
+        "targets": [t.to_json(summary[t.key]) for t in targets],
         "goals": goals,
         "notes": notes,
         "markdown": markdown,
     }
-    path = report.write_json(NAME, data, options.results_dir)
-    report.console.print(f"results: {path}")
+    path = report.save(NAME, info, data, options.results_dir)
     shutil.rmtree(work, ignore_errors=True)
     return path
 
 
-async def _measure(target: Target, options: Options, placement: procs.Placement) -> dict[str, Any]:
-    url = f"http://127.0.0.1:{target.port}/"
-    # Pin again: threads a server started since the last run must not float.
-    procs.pin(
-        [p for pids in target.groups.values() for p in pids], placement.server_cpu, placement.nice
-    )
-    prefix = placement.client_prefix()
-    if options.warmup > 0:
-        await wrk.run(
-            url,
-            duration=options.warmup,
-            connections=options.connections,
-            host=stack.HOST,
-            prefix=prefix,
-            autogroup_nice=placement.nice,
-        )
-    sampler = procs.Sampler(target.groups)
-    busy0 = procs.core_busy(placement.server_cpu)
-    sampler.start()
-    result = await wrk.run(
-        url,
+async def _measure(
+    target: stack.Target, options: Options, placement: procs.Placement
+) -> dict[str, Any]:
+    measured = await wrk.measure(
+        target.port,
+        target.groups,
+        placement,
         duration=options.duration,
+        warmup=options.warmup,
         connections=options.connections,
         host=stack.HOST,
-        prefix=prefix,
         autogroup_nice=placement.nice,
     )
-    usage = sampler.stop()
-    busy1 = procs.core_busy(placement.server_cpu)
-    cpu = {role: round(u.cpu_s, 3) for role, u in usage.items()}
-    total_cpu = sum(u.cpu_s for u in usage.values())
-    switches = sum(u.ctx_switches for u in usage.values())
-    n = max(result.requests, 1)
-    out: dict[str, Any] = {
-        **result.to_json(),
-        "cpu_s": cpu,
-        "server_cpu_s": round(total_cpu, 3),
-        "server_cpu_share": total_cpu / result.seconds if result.seconds else 0.0,
-        "us_per_request": {role: u.cpu_s / n * 1e6 for role, u in usage.items()},
-        "us_per_request_total": total_cpu / n * 1e6,
-        "req_per_cpu_s": result.requests / total_cpu if total_cpu else None,
-        "ctx_switches_per_request": switches / n,
-    }
-    if busy0 is not None and busy1 is not None and busy1[1] > busy0[1]:
-        out["server_core_busy"] = (busy1[0] - busy0[0]) / (busy1[1] - busy0[1])
+    out = measured.to_json()
+    if measured.core_busy is not None:
+        out["server_core_busy"] = measured.core_busy
     return out
 
 
@@ -320,19 +253,10 @@ def _us_text(result: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def _summarise(targets: list[Target]) -> dict[str, dict[str, Any]]:
-    direct = {run["round"]: run for run in targets[0].runs}
+def _summarise(targets: list[stack.Target]) -> dict[str, dict[str, Any]]:
     summary: dict[str, dict[str, Any]] = {}
     for t in targets:
-        ratios: list[float | None] = []
-        normalised: list[float | None] = []
-        for run in t.runs:
-            ref = direct.get(run["round"])
-            if ref is None or not ref["rps"]:
-                continue
-            ratios.append(run["rps"] / ref["rps"])
-            if run["req_per_cpu_s"] and ref["req_per_cpu_s"]:
-                normalised.append(run["req_per_cpu_s"] / ref["req_per_cpu_s"])
+        ratios, normalised = report.ratios(t.runs, targets[0].runs)
         roles = sorted({role for run in t.runs for role in run["us_per_request"]})
         summary[t.key] = {
             "rps": report.median(r["rps"] for r in t.runs),
@@ -363,19 +287,28 @@ def _goals(summary: dict[str, dict[str, Any]]) -> dict[str, Any]:
     raw = cloudlet.get("ratio")
     if ratio is not None:
         holds = ratio >= RATIO_GOAL
-        out["ratio"] = {"goal": RATIO_GOAL, "cpu_normalised": ratio, "raw": raw, "holds": holds}
+        out["ratio"] = {
+            "goal": RATIO_GOAL,
+            "cpu_normalised": ratio,
+            "raw": raw,
+            "holds": holds,
+        }
         lines.append(
             f"Goal 1 (router keeps ≥ {RATIO_GOAL} of direct uvicorn): CPU-normalised "
-            f"{ratio:.2f}, raw {raw:.2f} → {_verdict(holds)}"
+            f"{ratio:.2f}, raw {raw:.2f} → {report.verdict(holds)}"
         )
     router_us = cloudlet.get("us_per_request", {}).get("proxy")
     nginx_us = summary.get("nginx_uds", {}).get("us_per_request", {}).get("proxy")
     if router_us is not None and nginx_us is not None:
         holds = router_us <= nginx_us
-        out["cpu_per_request"] = {"router_us": router_us, "nginx_us": nginx_us, "holds": holds}
+        out["cpu_per_request"] = {
+            "router_us": router_us,
+            "nginx_us": nginx_us,
+            "holds": holds,
+        }
         lines.append(
             f"Goal 2 (router CPU per request ≤ nginx's, both → the same instance): "
-            f"{router_us:.1f} µs vs {nginx_us:.1f} µs → {_verdict(holds)}"
+            f"{router_us:.1f} µs vs {nginx_us:.1f} µs → {report.verdict(holds)}"
         )
     elif router_us is not None:
         lines.append("Goal 2 not checked: no nginx row in this run")
@@ -390,21 +323,11 @@ def _goals(summary: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _verdict(holds: bool) -> str:
-    return "[green]holds[/]" if holds else "[red]does not hold[/]"
-
-
 def _table(
-    targets: list[Target], summary: dict[str, dict[str, Any]]
+    targets: list[stack.Target], summary: dict[str, dict[str, Any]]
 ) -> tuple[list[str], list[list[str]]]:
     columns = [
-        "target",
-        "req/s",
-        "vs direct",
-        "vs direct, CPU-norm.",
-        "p50 ms",
-        "p99 ms",
-        "server CPU",
+        *report.ratio_columns("vs direct"),
         "proxy µs/req",
         "app µs/req",
         "ctx sw/req",
@@ -415,13 +338,7 @@ def _table(
         s = summary[t.key]
         rows.append(
             [
-                t.label,
-                report.fmt(s["rps"]),
-                report.fmt(s["ratio"], 2),
-                report.fmt(s["ratio_cpu_normalised"], 2),
-                report.fmt(s["p50_ms"], 2),
-                report.fmt(s["p99_ms"], 2),
-                report.fmt(s["server_cpu_share"], 2),
+                *report.ratio_cells(t.label, s, 2),
                 report.fmt(s["us_per_request"].get("proxy"), 1),
                 report.fmt(s["us_per_request"].get("app"), 1),
                 report.fmt(s["ctx_switches_per_request"], 2),

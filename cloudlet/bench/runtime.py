@@ -45,16 +45,6 @@ from cloudlet.settings import Settings
 
 NAME = "runtime"
 GOAL = 1.2
-# Below this share of their core the servers were starved by a neighbour (dataplane.md §1).
-STARVED = 0.9
-BIN = Path(sys.executable).parent
-# The official CLI, kept away from its vendor: no update check, outbound HTTPS to a dead proxy.
-CLI_ISOLATION = {
-    "FASTAPI_CLOUD_DISABLE_VERSION_CHECK": "1",
-    "HTTPS_PROXY": "http://127.0.0.1:9",
-    "HTTP_PROXY": "http://127.0.0.1:9",
-    "NO_PROXY": "127.0.0.1,localhost,.localhost",
-}
 BASELINE = "fastapi_run"
 ZYGOTE = Path(runtime_zygote.__file__).resolve()
 
@@ -203,8 +193,8 @@ SETTINGS = (
 PARITY = ("loop", "http", "threads", "keep_alive_s", "backlog", "access_log", "gc_threshold")
 
 
-@dataclass
-class Options:
+@dataclass(frozen=True)
+class Options(report.Options):
     rounds: int = 5
     duration: int = 10
     warmup: int = 2
@@ -212,45 +202,22 @@ class Options:
     sync_ms: float = 2.0
     threadpools: tuple[int, ...] = ()
     routed: bool = True
-    quick: bool = False
-    results_dir: Path = report.DEFAULT_RESULTS
-    markdown: bool = False
 
-    def effective(self) -> Options:
-        if not self.quick:
-            return self
-        return Options(
-            rounds=1,
-            duration=2,
-            warmup=1,
-            connections=self.connections,
-            sync_ms=self.sync_ms,
-            threadpools=self.threadpools,
-            routed=self.routed,
-            quick=True,
-            results_dir=self.results_dir,
-            markdown=self.markdown,
-        )
+    def quick_changes(self) -> dict[str, Any]:
+        return {"rounds": 1, "duration": 2, "warmup": 1}
 
 
 @dataclass
-class Target:
-    key: str
-    label: str
-    port: int
-    groups: dict[str, list[int]]  # "proxy" / "app" → root PIDs (children are counted too)
-    note: str
-    host: str | None = None
+class Target(stack.Target):
+    host: str | None = None  # the Host header wrk sends, if any
     serving_pid: int | None = None  # the process that runs the app's event loop
     settings: dict[str, Any] = field(default_factory=dict)
-    runs: list[dict[str, Any]] = field(default_factory=list)
     rss_mb: float | None = None
 
 
 def run(options: Options) -> Path:
-    if wrk.available() is None:
-        raise RuntimeError("wrk is not installed (Debian: apt-get install wrk)")
-    if not (BIN / "fastapi").exists():
+    wrk.require()
+    if not (procs.BIN / "fastapi").exists():
         raise RuntimeError(f"no `fastapi` command next to {sys.executable} (fastapi-cli)")
     return asyncio.run(_run(options.effective()))
 
@@ -258,10 +225,9 @@ def run(options: Options) -> Path:
 async def _run(options: Options) -> Path:
     placement = procs.placement()
     nofile = procs.raise_nofile()
-    info = report.machine()
-    info["versions"].update(_versions())
     sched_batch = bool(Settings.model_fields["sched_batch"].default)
-    report.console.print(f"[bold]cloudlet bench runtime[/]: {report.describe_machine(info)}")
+    info = report.announce(NAME)
+    info["versions"].update(report.package_versions(("fastapi-cli", "anyio")))
     report.console.print(
         f"{placement.describe()}; {options.rounds} round(s) of {options.duration} s, "
         f"wrk -c{options.connections}"
@@ -288,12 +254,22 @@ async def _run(options: Options) -> Path:
     local_settings: dict[str, Any] = {}
     notes: list[str] = []
     try:
-        fastapi_run, port = await _start(
+        fastapi_run, port = await stack.start_server(
             "fastapi-run",
-            [str(BIN / "fastapi"), "run", "main.py", "--host", "127.0.0.1", "--port", "{port}"],
+            [
+                str(procs.BIN / "fastapi"),
+                "run",
+                "main.py",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "{port}",
+            ],
             logs,
             placement,
-            env={**env, **CLI_ISOLATION},
+            env={**env, **procs.CLI_ISOLATION},
+            path="/async",
+            wait_s=60,
             cwd=app_dir,
             # Its access log: the cheapest sink, so that a slow disk cannot penalise it.
             output=Path(os.devnull),
@@ -315,7 +291,7 @@ async def _run(options: Options) -> Path:
         for pool in pools:
             key = "cloudlet" if pool is None else f"cloudlet_threads_{pool}"
             extra_env = {} if pool is None else {runtime_zygote.THREADPOOL_ENV: str(pool)}
-            server, port = await _start(
+            server, port = await stack.start_server(
                 key,
                 [
                     sys.executable,
@@ -332,6 +308,8 @@ async def _run(options: Options) -> Path:
                 ],
                 logs,
                 placement,
+                path="/async",
+                wait_s=60,
                 env={**env, **extra_env},
                 cwd=app_dir,
             )
@@ -359,9 +337,11 @@ async def _run(options: Options) -> Path:
             work / "local", APP, sched_batch=sched_batch, revision_id="runtime-bench"
         )
         _write_data(cloudlet_app.app_dir)
-        await _start_local(cloudlet_app, spec)
+        await cloudlet_app.start(instances=1, env=spec.env)
         procs.pin(cloudlet_app.zygote_pids(), placement.server_cpu, placement.nice)
-        local_settings = await _settings_uds(cloudlet_app.instances[0].socket_path)
+        local_settings = await _settings(
+            "http://instance/_runtime", uds=cloudlet_app.instances[0].socket_path
+        )
         if options.routed:
             router, port = await cloudlet_app.start_router(logs, placement)
             servers.append(router)
@@ -378,19 +358,28 @@ async def _run(options: Options) -> Path:
             )
 
         for target in targets:
-            target.settings = await _settings_tcp(target.port, target.host)
+            target.settings = await _settings(
+                f"http://127.0.0.1:{target.port}/_runtime", host=target.host
+            )
 
-        for r in range(options.rounds):
-            order = targets[r % len(targets) :] + targets[: r % len(targets)]
-            for target in order:
-                result = await _measure(target, options, placement, work / "mix.lua")
-                result["round"] = r + 1
-                target.runs.append(result)
-                report.console.print(
-                    f"  round {r + 1} {target.label:<32} {result['rps']:>9,.0f} req/s  "
-                    f"server CPU {result['server_cpu_share']:.2f}  "
-                    f"µs/req {result['us_per_request_total']:.0f}  errors {result['errors']}"
-                )
+        for n, target in stack.interleave(targets, options.rounds):
+            measured = await wrk.measure(
+                target.port,
+                target.groups,
+                placement,
+                duration=options.duration,
+                warmup=options.warmup,
+                connections=options.connections,
+                host=target.host,
+                script=work / "mix.lua",
+            )
+            result = {**measured.to_json(), "round": n}
+            target.runs.append(result)
+            report.console.print(
+                f"  round {n} {target.label:<32} {result['rps']:>9,.0f} req/s  "
+                f"server CPU {result['server_cpu_share']:.2f}  "
+                f"µs/req {result['us_per_request_total']:.0f}  errors {result['errors']}"
+            )
         for target in targets:
             rss = procs.rss_kb(target.serving_pid) if target.serving_pid else None
             target.rss_mb = rss / 1024 if rss is not None else None
@@ -418,14 +407,9 @@ async def _run(options: Options) -> Path:
         report.console.print(f"- {note}", highlight=False)
     markdown = report.markdown_table(columns, rows)
     if options.markdown:
-        report.console.print(markdown, markup=False, highlight=False, soft_wrap=True)
-        report.console.print(
-            report.markdown_table(s_columns, s_rows), markup=False, highlight=False, soft_wrap=True
-        )
+        report.print_markdown(markdown)
+        report.print_markdown(report.markdown_table(s_columns, s_rows))
     data = {
-        "benchmark": NAME,
-        "command": report.argv(),
-        "machine": info,
         "method": {
             "rounds": options.rounds,
             "duration_s": options.duration,
@@ -445,22 +429,12 @@ async def _run(options: Options) -> Path:
         "lua": LUA,
         "settings": {t.key: t.settings for t in targets} | {"local_runtime": local_settings},
         "parity": parity,
-        "targets": [
-            {
-                "key": t.key,
-                "label": t.label,
-                "note": t.note,
-                "summary": summary[t.key],
-                "runs": t.runs,
-            }
-            for t in targets
-        ],
+        "targets": [t.to_json(summary[t.key]) for t in targets],
         "goal": {k: v for k, v in goal.items() if k != "line"},
         "notes": notes,
         "markdown": markdown,
     }
-    path = report.write_json(NAME, data, options.results_dir)
-    report.console.print(f"results: {path}")
+    path = report.save(NAME, info, data, options.results_dir)
     shutil.rmtree(work, ignore_errors=True)
     return path
 
@@ -481,75 +455,14 @@ def _write_files(work: Path) -> Path:
     return directory
 
 
-async def _start(
-    name: str,
-    command: list[str],
-    logs: Path,
-    placement: procs.Placement,
-    *,
-    env: dict[str, str],
-    cwd: Path,
-    output: Path | None = None,
-) -> tuple[procs.Server, int]:
-    """Start ``command`` ("{port}" replaced by a free port) on the servers' core and wait
-    until GET /async answers. Its output goes to a log file in ``logs`` unless ``output``."""
-    for _ in range(5):
-        port = procs.free_port()
-        server = await procs.Server.start(
-            name,
-            [part.replace("{port}", str(port)) for part in command],
-            output or logs / f"{name}-{port}.log",
-            prefix=placement.server_prefix(),
-            env=env,
-            cwd=cwd,
-            autogroup_nice=placement.nice,
-        )
-        try:
-            await procs.wait_http(port, path="/async", server=server, wait_s=60)
-        except RuntimeError as error:
-            await server.stop()
-            if "address already in use" in server.tail().lower():
-                continue
-            if output is not None:
-                raise RuntimeError(
-                    f"{error}\n(its output went to {output}: run {command[:3]} in {cwd} to see it)"
-                ) from None
-            raise
-        return server, port
-    raise RuntimeError(f"could not find a free port for {name}")
-
-
-async def _start_local(app: stack.CloudletApp, spec: RevisionSpec) -> None:
-    """CloudletApp.start with the app's environment of this run (BENCH_SYNC_MS)."""
-    await app.feed.start()
-    local = RevisionSpec(
-        revision_id=app.revision_id,
-        app_id="bench",
-        python=spec.python,
-        project_dir=app.app_dir,
-        import_root=app.app_dir,
-        entrypoint=spec.entrypoint,
-        env=spec.env,
-        memory_limit_mb=app.memory_limit_mb,
-    )
-    await app.runtime.prepare(local)
-    app.instances = [await app.runtime.start_instance(app.revision_id)]
-    app.publish()
-
-
-async def _settings_tcp(port: int, host: str | None) -> dict[str, Any]:
+async def _settings(
+    url: str, *, host: str | None = None, uds: Path | None = None
+) -> dict[str, Any]:
+    """GET /_runtime of a server: what it runs with."""
+    transport = httpx.AsyncHTTPTransport(uds=str(uds)) if uds is not None else None
     headers = {"Host": host} if host else {}
-    async with httpx.AsyncClient(timeout=30) as client:
-        response = await client.get(f"http://127.0.0.1:{port}/_runtime", headers=headers)
-    response.raise_for_status()
-    result: dict[str, Any] = response.json()
-    return result
-
-
-async def _settings_uds(socket_path: Path) -> dict[str, Any]:
-    transport = httpx.AsyncHTTPTransport(uds=str(socket_path))
     async with httpx.AsyncClient(transport=transport, timeout=30) as client:
-        response = await client.get("http://instance/_runtime")
+        response = await client.get(url, headers=headers)
     response.raise_for_status()
     result: dict[str, Any] = response.json()
     return result
@@ -582,84 +495,6 @@ def _alive(pid: int) -> bool:
     return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] != b"Z"
 
 
-def _versions() -> dict[str, str | None]:
-    import importlib.metadata
-
-    versions: dict[str, str | None] = {}
-    for name in ("fastapi-cli", "anyio"):
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
-
-
-# -- measuring ------------------------------------------------------------------------------
-
-
-async def _wrk(
-    url: str, script: Path, duration: int, connections: int, host: str | None, prefix: list[str]
-) -> wrk.WrkResult:
-    """``wrk -t1 -cC -dDs --latency -s SCRIPT URL`` (wrk.run takes no script)."""
-    command = [
-        *prefix,
-        "wrk",
-        "-t1",
-        f"-c{connections}",
-        f"-d{max(1, duration)}s",
-        "--latency",
-        "--timeout",
-        "10s",
-        "-s",
-        str(script),
-    ]
-    if host is not None:
-        command += ["-H", f"Host: {host}"]
-    command.append(url)
-    process = await asyncio.create_subprocess_exec(
-        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
-    )
-    try:
-        out, _ = await asyncio.wait_for(process.communicate(), duration + 60)
-    except BaseException:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-        raise
-    text = out.decode(errors="replace")
-    if process.returncode != 0:
-        raise wrk.WrkError(f"wrk exited with {process.returncode}:\n{text}")
-    return wrk.parse(text)
-
-
-async def _measure(
-    target: Target, options: Options, placement: procs.Placement, script: Path
-) -> dict[str, Any]:
-    url = f"http://127.0.0.1:{target.port}/"
-    # Pin again: threads started since the last run (the thread pool's) must not float.
-    roots = [p for pids in target.groups.values() for p in pids]
-    procs.pin(roots, placement.server_cpu, placement.nice)
-    prefix = placement.client_prefix()
-    if options.warmup > 0:
-        await _wrk(url, script, options.warmup, options.connections, target.host, prefix)
-    sampler = procs.Sampler(target.groups)
-    sampler.start()
-    result = await _wrk(url, script, options.duration, options.connections, target.host, prefix)
-    usage = sampler.stop()
-    total_cpu = sum(u.cpu_s for u in usage.values())
-    n = max(result.requests, 1)
-    return {
-        **result.to_json(),
-        "cpu_s": {role: round(u.cpu_s, 3) for role, u in usage.items()},
-        "server_cpu_s": round(total_cpu, 3),
-        "server_cpu_share": total_cpu / result.seconds if result.seconds else 0.0,
-        "us_per_request": {role: u.cpu_s / n * 1e6 for role, u in usage.items()},
-        "us_per_request_total": total_cpu / n * 1e6,
-        "req_per_cpu_s": result.requests / total_cpu if total_cpu else None,
-        "ctx_switches_per_request": sum(u.ctx_switches for u in usage.values()) / n,
-    }
-
-
 # -- reporting ------------------------------------------------------------------------------
 
 
@@ -668,18 +503,10 @@ def _target(targets: list[Target], key: str) -> Target:
 
 
 def _summarise(targets: list[Target]) -> dict[str, dict[str, Any]]:
-    baseline = {run["round"]: run for run in _target(targets, BASELINE).runs}
+    baseline = _target(targets, BASELINE).runs
     summary: dict[str, dict[str, Any]] = {}
     for t in targets:
-        ratios: list[float | None] = []
-        normalised: list[float | None] = []
-        for run in t.runs:
-            ref = baseline.get(run["round"])
-            if ref is None or not ref["rps"]:
-                continue
-            ratios.append(run["rps"] / ref["rps"])
-            if run["req_per_cpu_s"] and ref["req_per_cpu_s"]:
-                normalised.append(run["req_per_cpu_s"] / ref["req_per_cpu_s"])
+        ratios, normalised = report.ratios(t.runs, baseline)
         summary[t.key] = {
             "rps": report.median(r["rps"] for r in t.runs),
             "rps_runs": [round(r["rps"]) for r in t.runs],
@@ -707,10 +534,9 @@ def _goal(summary: dict[str, dict[str, Any]]) -> dict[str, Any]:
     if normalised is None or raw is None:
         return {"goal": GOAL, "holds": None, "line": "Goal not checked: no ratio measured"}
     holds = normalised >= GOAL
-    verdict = "[green]holds[/]" if holds else "[red]does not hold[/]"
     line = (
         f"Goal (Cloudlet runtime ≥ {GOAL}x `fastapi run` at equal CPU): CPU-normalised "
-        f"{normalised:.2f}x, raw {raw:.2f}x → {verdict} in this run"
+        f"{normalised:.2f}x, raw {raw:.2f}x → {report.verdict(holds)} in this run"
     )
     return {"goal": GOAL, "cpu_normalised": normalised, "raw": raw, "holds": holds, "line": line}
 
@@ -758,16 +584,11 @@ def _notes(
         )
     if sched_batch:
         notes.append("Cloudlet instances ran in SCHED_BATCH (the platform's default here).")
-    starved = [
-        f"{t.label}: {s['server_cpu_share']:.2f}"
-        for t in targets
-        if (s := summary[t.key])["server_cpu_share"] is not None and s["server_cpu_share"] < STARVED
-    ]
+    starved = report.starved({t.label: summary[t.key]["server_cpu_share"] for t in targets})
     if starved and placement.pinned:
         notes.append(
-            "[yellow]The servers did not get their whole core ("
-            + ", ".join(starved)
-            + " CPU-s per s): a neighbour ran on it; trust the CPU-normalised ratios[/]"
+            f"[yellow]The servers did not get their whole core ({starved} CPU-s per s): a "
+            "neighbour ran on it; trust the CPU-normalised ratios[/]"
         )
     errors = {t.label: summary[t.key]["errors"] for t in targets if summary[t.key]["errors"]}
     if errors:
@@ -780,18 +601,7 @@ def _notes(
 def _table(
     targets: list[Target], summary: dict[str, dict[str, Any]]
 ) -> tuple[list[str], list[list[str]]]:
-    columns = [
-        "target",
-        "req/s",
-        "x fastapi run",
-        "x fastapi run, CPU-norm.",
-        "p50 ms",
-        "p99 ms",
-        "server CPU",
-        "CPU µs/req",
-        "RSS MB",
-        "errors",
-    ]
+    columns = [*report.ratio_columns("x fastapi run"), "CPU µs/req", "RSS MB", "errors"]
     rows = []
     for t in targets:
         s = summary[t.key]
@@ -800,13 +610,7 @@ def _table(
             cpu_us += f" ({report.fmt(s['us_per_request_proxy'], 0)} router)"
         rows.append(
             [
-                t.label,
-                report.fmt(s["rps"]),
-                report.fmt(s["ratio"], 2),
-                report.fmt(s["ratio_cpu_normalised"], 2),
-                report.fmt(s["p50_ms"], 1),
-                report.fmt(s["p99_ms"], 1),
-                report.fmt(s["server_cpu_share"], 2),
+                *report.ratio_cells(t.label, s, 1),
                 cpu_us,
                 report.fmt(s["rss_mb"], 0),
                 str(s["errors"]),

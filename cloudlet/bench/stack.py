@@ -13,7 +13,10 @@ import re
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 from cloudlet.bench import procs
 from cloudlet.router.feed import FeedPublisher, RouteTable
@@ -22,6 +25,7 @@ from cloudlet.runtime import Instance, LocalRuntime, LogRecord, RevisionSpec, Ru
 log = logging.getLogger("cloudlet.bench")
 
 HOST = "bench.localhost"
+T = TypeVar("T")
 
 # The reference app of reference/dataplane.md.
 HELLO_APP = """\
@@ -56,6 +60,36 @@ async def sleep(s: float = 1.0):
 """
 
 
+@dataclass
+class Target:
+    """One setup compared: where it listens, its servers, and the measured runs against it."""
+
+    key: str
+    label: str
+    port: int
+    groups: dict[str, list[int]]  # "proxy" / "app" → root PIDs (children are counted too)
+    note: str = ""
+    runs: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self, summary: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "label": self.label,
+            "note": self.note,
+            "summary": summary,
+            "runs": self.runs,
+        }
+
+
+def interleave(targets: Sequence[T], rounds: int) -> Iterator[tuple[int, T]]:
+    """(round from 1, target): every target once per round, in an order that rotates from
+    round to round."""
+    for r in range(rounds):
+        shift = r % len(targets)
+        for target in [*targets[shift:], *targets[:shift]]:
+            yield r + 1, target
+
+
 def workdir(prefix: str) -> Path:
     """A short temporary directory (Unix socket paths are limited to 107 bytes)."""
     base = tempfile.gettempdir()
@@ -70,50 +104,75 @@ def write_app(directory: Path, source: str) -> Path:
     return directory
 
 
-async def start_uvicorn(
-    app_dir: Path, logs: Path, placement: procs.Placement, name: str = "uvicorn"
+async def start_server(
+    name: str,
+    command: Sequence[str],
+    logs: Path,
+    placement: procs.Placement,
+    *,
+    path: str = "/",
+    wait_s: float = 30,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    output: Path | None = None,
 ) -> tuple[procs.Server, int]:
-    """The reference setup: uvicorn + uvloop + httptools on 127.0.0.1 TCP."""
+    """Start ``command`` ("{port}" replaced by a free port) on the servers' core and wait until
+    GET ``path`` answers 200 (another port if that one was taken meanwhile). Its output goes
+    to ``logs/<name>-<port>.log`` unless ``output``."""
     for _ in range(5):
         port = procs.free_port()
         server = await procs.Server.start(
             name,
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "main:app",
-                "--app-dir",
-                str(app_dir),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--loop",
-                "uvloop",
-                "--http",
-                "httptools",
-                "--log-level",
-                "warning",
-                "--no-access-log",
-                "--timeout-keep-alive",
-                "300",
-                "--backlog",
-                "4096",
-            ],
-            logs / f"{name}-{port}.log",
+            [part.replace("{port}", str(port)) for part in command],
+            output or logs / f"{name}-{port}.log",
             prefix=placement.server_prefix(),
+            env=env,
+            cwd=cwd,
             autogroup_nice=placement.nice,
         )
         try:
-            await procs.wait_http(port, server=server, wait_s=30)
-        except RuntimeError:
+            await procs.wait_http(port, path=path, server=server, wait_s=wait_s)
+        except RuntimeError as error:
             await server.stop()
             if "address already in use" in server.tail().lower():
                 continue
+            if output is not None:
+                raise RuntimeError(
+                    f"{error}\n(its output went to {output}: run {command[:3]} in {cwd} to see it)"
+                ) from None
             raise
         return server, port
-    raise RuntimeError("could not find a free port for uvicorn")
+    raise RuntimeError(f"could not find a free port for {name}")
+
+
+async def start_uvicorn(
+    app_dir: Path, logs: Path, placement: procs.Placement, name: str = "uvicorn"
+) -> tuple[procs.Server, int]:
+    """The reference setup: uvicorn + uvloop + httptools on 127.0.0.1 TCP."""
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "main:app",
+        "--app-dir",
+        str(app_dir),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "{port}",
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--log-level",
+        "warning",
+        "--no-access-log",
+        "--timeout-keep-alive",
+        "300",
+        "--backlog",
+        "4096",
+    ]
+    return await start_server(name, command, logs, placement)
 
 
 class CloudletApp:
@@ -157,7 +216,8 @@ class CloudletApp:
         log.warning("runtime: %s %s %s", event.instance_id, event.kind, event.detail)
         self.app_log.append(f"EVENT {event.instance_id} {event.kind}: {event.detail}")
 
-    async def start(self, instances: int) -> None:
+    async def start(self, instances: int, env: Mapping[str, str] | None = None) -> None:
+        """Start ``instances`` instances of the app, with ``env`` as its environment."""
         await self.feed.start()
         spec = RevisionSpec(
             revision_id=self.revision_id,
@@ -166,7 +226,7 @@ class CloudletApp:
             project_dir=self.app_dir,
             import_root=self.app_dir,
             entrypoint="main:app",
-            env={},
+            env=dict(env or {}),
             memory_limit_mb=self.memory_limit_mb,
         )
         await self.runtime.prepare(spec)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from cloudlet.bench import procs
@@ -36,6 +38,11 @@ class WrkResult:
 
 def available() -> str | None:
     return shutil.which("wrk")
+
+
+def require() -> None:
+    if available() is None:
+        raise RuntimeError("wrk is not installed (Debian: apt-get install wrk)")
 
 
 def _ms(value: str) -> float:
@@ -83,8 +90,9 @@ async def run(
     host: str | None = None,
     prefix: Sequence[str] = (),
     autogroup_nice: int = 0,
+    script: Path | None = None,
 ) -> WrkResult:
-    """``wrk -t1 -cC -dDs --latency URL`` (behind ``prefix``, e.g. taskset/nice)."""
+    """``wrk -t1 -cC -dDs --latency [-s SCRIPT] URL`` (behind ``prefix``, e.g. taskset/nice)."""
     command = [
         *prefix,
         "wrk",
@@ -95,6 +103,8 @@ async def run(
         "--timeout",
         "10s",
     ]
+    if script is not None:
+        command += ["-s", str(script)]
     if host is not None:
         command += ["-H", f"Host: {host}"]
     command.append(url)
@@ -117,3 +127,69 @@ async def run(
     if process.returncode != 0:
         raise WrkError(f"wrk exited with {process.returncode}:\n{text}")
     return parse(text)
+
+
+@dataclass
+class Measurement:
+    """One measured wrk run and what the servers' processes used meanwhile."""
+
+    result: WrkResult
+    usage: dict[str, procs.Usage]  # by role ("proxy", "app", ...)
+    core_busy: float | None  # share of the servers' core busy (None when not pinned)
+
+    def to_json(self) -> dict[str, Any]:
+        """wrk's numbers, and the servers' CPU per request by role and in total."""
+        result, usage = self.result, self.usage
+        total_cpu = sum(u.cpu_s for u in usage.values())
+        n = max(result.requests, 1)
+        return {
+            **result.to_json(),
+            "cpu_s": {role: round(u.cpu_s, 3) for role, u in usage.items()},
+            "server_cpu_s": round(total_cpu, 3),
+            "server_cpu_share": total_cpu / result.seconds if result.seconds else 0.0,
+            "us_per_request": {role: u.cpu_s / n * 1e6 for role, u in usage.items()},
+            "us_per_request_total": total_cpu / n * 1e6,
+            "req_per_cpu_s": result.requests / total_cpu if total_cpu else None,
+            "ctx_switches_per_request": sum(u.ctx_switches for u in usage.values()) / n,
+        }
+
+
+async def measure(
+    port: int,
+    groups: Mapping[str, Sequence[int]],
+    placement: procs.Placement,
+    *,
+    duration: int,
+    warmup: int,
+    connections: int,
+    host: str | None,
+    script: Path | None = None,
+    autogroup_nice: int = 0,
+) -> Measurement:
+    """wrk against 127.0.0.1:``port`` from the load generator's core: a warm-up run, then a
+    measured one during which the CPU of the process ``groups`` (root PIDs by role, their
+    children counted too) is sampled."""
+    url = f"http://127.0.0.1:{port}/"
+    # Pin again: threads a server started since the last run must not float.
+    procs.pin([p for pids in groups.values() for p in pids], placement.server_cpu, placement.nice)
+    wrk = functools.partial(
+        run,
+        url,
+        connections=connections,
+        host=host,
+        prefix=placement.client_prefix(),
+        autogroup_nice=autogroup_nice,
+        script=script,
+    )
+    if warmup > 0:
+        await wrk(duration=warmup)
+    sampler = procs.Sampler(groups)
+    busy0 = procs.core_busy(placement.server_cpu)
+    sampler.start()
+    result = await wrk(duration=duration)
+    usage = sampler.stop()
+    busy1 = procs.core_busy(placement.server_cpu)
+    core_busy = None
+    if busy0 is not None and busy1 is not None and busy1[1] > busy0[1]:
+        core_busy = (busy1[0] - busy0[0]) / (busy1[1] - busy0[1])
+    return Measurement(result, usage, core_busy)

@@ -1,53 +1,21 @@
 """Smoke test of `cloudlet bench router` and `cloudlet bench connections`: each runs its
---quick mode as a subprocess, prints its table and writes valid JSON. No timing is ever
-asserted here: the numbers of a --quick run on a shared machine mean nothing."""
+--quick mode as a subprocess, prints its table and writes valid JSON (see
+conftest.run_bench)."""
 
 from __future__ import annotations
 
-import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-import pytest
+from .conftest import MARKS, run_bench
 
-REPO = Path(__file__).resolve().parents[2]
-
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        shutil.which("wrk") is None,
-        reason="wrk is not installed (Debian: apt-get install wrk; `dev.py test` does as root)",
-    ),
-    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the benchmarks read /proc"),
-]
-
-
-def run_bench(name: str, results: Path) -> tuple[str, dict[str, object]]:
-    done = subprocess.run(
-        [sys.executable, "-m", "cloudlet.cli", "bench", name, "--quick", "--results-dir", results],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, output
-    files = sorted(results.glob(f"{name}-*.json"))
-    assert len(files) == 1, output
-    assert not list(results.glob("*.tmp")), "a half-written result was left behind"
-    data = json.loads(files[0].read_text())
-    assert data["benchmark"] == name
-    assert data["machine"]["cores"] >= 1
-    assert data["machine"]["versions"]["uvicorn"]
-    return output, data
+pytestmark = MARKS
 
 
 def test_bench_router_quick(tmp_path: Path) -> None:
     output, data = run_bench("router", tmp_path)
     assert "Router: medians and ratios to direct uvicorn" in output
-    targets = {t["key"]: t for t in data["targets"]}  # type: ignore[attr-defined]
+    targets = {t["key"]: t for t in data["targets"]}
     expected = {"direct", "cloudlet", "cloudlet_nobatch", "cloudlet_batch"}
     if shutil.which("nginx") or Path("/usr/sbin/nginx").exists():
         expected |= {"nginx_uds", "nginx_tcp"}
@@ -69,8 +37,8 @@ def test_bench_connections_quick(tmp_path: Path) -> None:
     assert "concurrent requests" in output
     method = data["method"]
     assert isinstance(method, dict)
-    idle = data["idle"]["summary"]  # type: ignore[index]
-    concurrent = data["concurrent"]["summary"]  # type: ignore[index]
+    idle = data["idle"]["summary"]
+    concurrent = data["concurrent"]["summary"]
     for key in ("cloudlet", "uvicorn"):
         assert idle[key]["open"] == method["idle_connections"]
         assert idle[key]["alive"] == idle[key]["sampled"] > 0
