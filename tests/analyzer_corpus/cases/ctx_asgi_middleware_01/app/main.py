@@ -1,0 +1,6 @@
+from fastapi import FastAPI
+
+from app.middleware import BlocklistMiddleware
+
+app = FastAPI()
+app.add_middleware(BlocklistMiddleware)

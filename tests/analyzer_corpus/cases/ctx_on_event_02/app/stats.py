@@ -1,0 +1,1 @@
+STATS: dict[str, int] = {"requests": 0}

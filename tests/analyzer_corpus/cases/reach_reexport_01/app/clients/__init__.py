@@ -1,0 +1,3 @@
+from .weather import fetch_weather
+
+__all__ = ["fetch_weather"]

@@ -1,0 +1,3 @@
+from .repos import Users
+
+__all__ = ["Users"]
