@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.panel import Panel
 
+from cloudlet.analyze.cli import analyze_command
 from cloudlet.apps_cli import apps_app
 from cloudlet.bench.cli import bench_app
 from cloudlet.lifetime import die_with_parent
@@ -34,6 +35,7 @@ users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 app.add_typer(bench_app, name="bench")
 app.add_typer(apps_app, name="apps")
+app.command("analyze")(analyze_command)
 console = Console()
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
