@@ -31,7 +31,7 @@ from cloudlet.api.errors import bad_request, not_found
 from cloudlet.api.login import public_base
 from cloudlet.api.serialize import deployment_json
 from cloudlet.control.platform import Platform
-from cloudlet.statuses import BUILD_COMPLETED, BUILD_ENDED_WITHOUT_IMAGE
+from cloudlet.statuses import BUILD_COMPLETED, BUILD_ENDED_WITHOUT_IMAGE, IN_BUILD
 from cloudlet.store.crypto import hash_token
 from cloudlet.store.models import App, BuildLogLine, Deployment, Team
 
@@ -134,6 +134,24 @@ async def get_deployment(
 ) -> dict[str, Any]:
     deployment = await deployment_for_caller(session, caller, deployment_id)
     return await _render(session, platform, request, deployment)
+
+
+@router.get("/deployments/{deployment_id}/analysis")
+async def get_analysis(
+    deployment_id: str, caller: CallerDep, session: SessionDep
+) -> dict[str, Any]:
+    """The blocking-call analyzer's report on this deployment's source (a Cloudlet addition).
+
+    ``status``: ``pending`` (not built yet), ``complete``, ``failed`` (the analyzer could not
+    finish; the deploy went on) or ``not_run`` (built before the analyzer existed, or the app
+    failed to import first)."""
+    deployment = await deployment_for_caller(session, caller, deployment_id)
+    report = deployment.analysis
+    if report is None:
+        waiting = deployment.status in IN_BUILD or deployment.status == "waiting_upload"
+        status = "pending" if waiting else "not_run"
+        report = {"status": status, "findings": []}
+    return {"deployment_id": deployment.id, **report, "count": len(report["findings"])}
 
 
 @router.post("/deployments/{deployment_id}/upload")

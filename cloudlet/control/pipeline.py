@@ -21,6 +21,7 @@ from sqlalchemy import select
 from cloudlet.build.archive import ArchiveLimits
 from cloudlet.build.builder import BuildResult, build_revision
 from cloudlet.build.errors import BuildError
+from cloudlet.control.analysis import analyze_source, log_summary
 from cloudlet.runtime.base import RevisionSpec, StartError
 from cloudlet.statuses import IN_BUILD, IN_ROLLOUT, TERMINAL
 from cloudlet.store.models import App, Deployment, EnvironmentVariable
@@ -217,12 +218,15 @@ class Pipeline:
 
         # Import the app once now, in the zygote the instances will be forked from: an import
         # error is a build failure the CLI can explain (contract §13), not a silent crash later.
+        # The analyzer reads the source while the zygote imports the app.
+        analysis = asyncio.create_task(analyze_source(built.project_dir))
         await self._log(deployment.id, f"Importing {built.entrypoint}…")
         env = await self.app_env(app.id)
         spec = self.spec_for(deployment, result, env)
         try:
             await self.platform.runtime.prepare(spec)
         except StartError as exc:
+            analysis.cancel()
             for line in exc.detail.splitlines()[-60:]:
                 await self._log(deployment.id, line)
             status = "building_image_failed"
@@ -239,9 +243,11 @@ class Pipeline:
             )
             await self.platform.runtime.stop_revision(deployment.id, drain_s=0)
             return None
+        report = await analysis
+        await log_summary(report, log_line)
         elapsed = time.monotonic() - started
         await self._log(deployment.id, f"Build complete in {elapsed:.1f}s.")
-        await self._set_status(deployment.id, "deploying", build_result=result)
+        await self._set_status(deployment.id, "deploying", build_result=result, analysis=report)
         return result
 
     async def _start_and_switch(

@@ -162,6 +162,8 @@ class Deployment(Base):
     source_deployment_id: Mapped[str | None] = mapped_column(String(32))
     # What the build produced, so a restart can bring the revision back from the store alone.
     build_result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The analyzer's report on the uploaded source (cloudlet.control.analysis); None: not run.
+    analysis: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     failure_code: Mapped[str | None] = mapped_column(String(100))
     failure_title: Mapped[str | None] = mapped_column(String(200))
     failure_message: Mapped[str | None] = mapped_column(Text)
