@@ -14,6 +14,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 
+from cloudlet.dashboard.analysis import code_spans
 from cloudlet.dashboard.ansi import ansi_to_html
 from cloudlet.dashboard.session import (
     SESSION_COOKIE,
@@ -101,6 +102,7 @@ templates.env.filters.update(
     time=format_time,
     isotime=iso_time,
     ago=ago,
+    codespans=code_spans,
 )
 templates.env.globals.update(static_url=static_url)
 

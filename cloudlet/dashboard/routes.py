@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cloudlet.api.auth import PlatformDep, SessionDep, resolve_token
 from cloudlet.api.login import decide_device_login, issue_user_token, public_base
 from cloudlet.control.platform import Platform
+from cloudlet.dashboard import analysis as blocking_calls
 from cloudlet.dashboard import scaling as scaling_panel
 from cloudlet.dashboard.render import (
     DONE,
@@ -483,6 +484,9 @@ async def _app_page(
         domains=[{"domain": d, "state": _domain_state(d)} for d in domains],
         tokens=tokens,
         scaling=scaling,
+        blocking_calls=blocking_calls.live_summary(
+            live, f"/{team.slug}/apps/{app.slug}/deployments/{live.id}" if live else ""
+        ),
     )
     return render(request, "app.html", context, status_code=status_code)
 
@@ -611,10 +615,18 @@ async def _log_lines(session: AsyncSession, deployment_id: str, after: int) -> l
 
 
 def _deployment_context(
-    team: Team, app: App, deployment: Deployment, lines: list[BuildLogLine], after: int
+    team: Team,
+    app: App,
+    deployment: Deployment,
+    lines: list[BuildLogLine],
+    after: int,
+    analysis_shown: str | None = None,
 ) -> dict[str, Any]:
+    """`analysis_shown`: the analysis status the page shows (a poll says it), None for the
+    page itself."""
     page = f"/{team.slug}/apps/{app.slug}/deployments/{deployment.id}"
     last_seq = lines[-1].seq if lines else after
+    analysis = blocking_calls.section_context(deployment)
     return {
         "app": app,
         "deployment": deployment,
@@ -623,6 +635,10 @@ def _deployment_context(
         "page_url": page,
         "poll_url": f"{page}/live?after={last_seq}",
         "after": after,
+        "analysis": analysis,
+        # While the page shows a pending analysis, its poller says so (`analysis=pending`):
+        # the first answer that has the report sends the section along (out of band), once.
+        "analysis_arrived": analysis_shown == "pending" and analysis["status"] != "pending",
     }
 
 
@@ -653,12 +669,14 @@ async def deployment_live(
     session: SessionDep,
     visitor: VisitorDep,
     after: Annotated[int, Query(ge=0)] = 0,
+    analysis: Annotated[str | None, Query(max_length=20)] = None,
 ) -> Response:
-    """The htmx fragment: new log lines, the status block, and the next poller."""
+    """The htmx fragment: new log lines, the status block, the "Blocking calls" section once
+    its report arrives, and the next poller."""
     team, app = await app_by_slug(session, visitor.user, team_slug, app_slug)
     deployment = await deployment_of(session, app, deployment_id)
     lines = await _log_lines(session, deployment.id, after)
-    context = _deployment_context(team, app, deployment, lines, after)
+    context = _deployment_context(team, app, deployment, lines, after, analysis)
     return render(request, "fragments/deployment_live.html", {"team": team, **context})
 
 
