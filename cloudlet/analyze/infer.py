@@ -9,8 +9,8 @@ their annotation, or the dependency FastAPI injects (`Depends(get_db)` yields ge
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable
-from typing import NamedTuple
+from collections.abc import Callable, Iterable
+from typing import Any, NamedTuple
 
 from cloudlet.analyze.catalog import Catalog
 from cloudlet.analyze.facts import (
@@ -167,20 +167,34 @@ class Inference:
             return _cap(v for option in expr.options for v in self.eval(option, scope))
         return NOTHING
 
-    def lookup(self, name: str, scope: FunctionFacts) -> Values:
-        key = (scope.qualname, name)
-        found = self._names.get(key)
-        if found is not None:
-            return found
+    # -- memoised, with a guard against cycles (a name bound from itself, mutual imports) --
+
+    def _once(self, key: object, compute: Callable[[], Values]) -> Values:
+        """``compute()``, or NOTHING while ``key`` is being computed further up the stack."""
         if key in self._busy:
             return NOTHING
         self._busy.add(key)
         try:
-            result = self._lookup(name, scope)
+            return compute()
         finally:
             self._busy.discard(key)
-        self._names[key] = result
+
+    def _memo(
+        self, cache: dict[Any, Values], key: Any, busy: object, compute: Callable[[], Values]
+    ) -> Values:
+        """Like ``_once``, remembering the result (not the NOTHING of a cycle)."""
+        found = cache.get(key)
+        if found is not None:
+            return found
+        if busy in self._busy:
+            return NOTHING
+        result = self._once(busy, compute)
+        cache[key] = result
         return result
+
+    def lookup(self, name: str, scope: FunctionFacts) -> Values:
+        key = (scope.qualname, name)
+        return self._memo(self._names, key, key, lambda: self._lookup(name, scope))
 
     def _lookup(self, name: str, scope: FunctionFacts) -> Values:
         for param in scope.params:
@@ -207,18 +221,7 @@ class Inference:
 
     def resolve_import(self, dotted: str, importer: ModuleFacts) -> Values:
         key = (importer.name, dotted)
-        found = self._imports.get(key)
-        if found is not None:
-            return found
-        if key in self._busy:
-            return NOTHING
-        self._busy.add(key)
-        try:
-            result = self._resolve_import(dotted, importer)
-        finally:
-            self._busy.discard(key)
-        self._imports[key] = result
-        return result
+        return self._memo(self._imports, key, key, lambda: self._resolve_import(dotted, importer))
 
     def _resolve_import(self, dotted: str, importer: ModuleFacts) -> Values:
         module = self.project.find_module(dotted, importer)
@@ -236,19 +239,16 @@ class Inference:
 
     def state_attribute(self, name: str) -> Values:
         """`request.app.state.<name>`: whatever the project stores there (in its lifespan)."""
-        key = ("state", name)
-        if key in self._busy:
-            return NOTHING
-        self._busy.add(key)
-        try:
+
+        def stored() -> Values:
             out: set[Value] = set()
             for module in self.project.by_path.values():
                 for attr, expr in module.state_attrs:
                     if attr == name:
                         out.update(self.eval(expr, module.body))
             return _cap(out)
-        finally:
-            self._busy.discard(key)
+
+        return self._once(("state", name), stored)
 
     # -- parameters --
 
@@ -416,36 +416,22 @@ class Inference:
     # -- functions --
 
     def returns_of(self, qualname: str) -> Values:
-        found = self._returns.get(qualname)
-        if found is not None:
-            return found
-        key = ("returns", qualname)
-        if key in self._busy:
-            return NOTHING
-        self._busy.add(key)
-        try:
+        def returned() -> Values:
             fn = self.function(qualname)
             out: set[Value] = set()
             for expr in fn.returns:
                 out.update(self.eval(expr, fn))
             if not out and fn.returns_annotation is not None:
                 out.update(self.instances_of(fn.returns_annotation, fn))
-            result = _cap(out)
-        finally:
-            self._busy.discard(key)
-        self._returns[qualname] = result
-        return result
+            return _cap(out)
+
+        return self._memo(self._returns, qualname, ("returns", qualname), returned)
 
     def yields_of(self, qualname: str) -> Values:
         fn = self.function(qualname)
-        key = ("yields", qualname)
-        if key in self._busy:
-            return NOTHING
-        self._busy.add(key)
-        try:
-            return _cap(v for expr in fn.yields for v in self.eval(expr, fn))
-        finally:
-            self._busy.discard(key)
+        return self._once(
+            ("yields", qualname), lambda: _cap(v for expr in fn.yields for v in self.eval(expr, fn))
+        )
 
     def decorator_name(self, decorator: Expr, scope: FunctionFacts) -> str:
         """The qualified name of a library decorator (`property`, `contextlib.contextmanager`)."""
@@ -651,18 +637,9 @@ class Inference:
 
     def class_attribute(self, qualname: str, attr: str, instance: bool) -> Values:
         key = (qualname, attr if instance else "class:" + attr)
-        found = self._class_attrs.get(key)
-        if found is not None:
-            return found
-        if key in self._busy:
-            return NOTHING
-        self._busy.add(key)
-        try:
-            result = self._class_attribute(qualname, attr, instance)
-        finally:
-            self._busy.discard(key)
-        self._class_attrs[key] = result
-        return result
+        return self._memo(
+            self._class_attrs, key, key, lambda: self._class_attribute(qualname, attr, instance)
+        )
 
     def _class_attribute(self, qualname: str, attr: str, instance: bool) -> Values:
         out: set[Value] = set()
